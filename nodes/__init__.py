@@ -1,0 +1,9 @@
+"""ComfyUI nodes of the pack: thin glue, the logic lives in taca_core."""
+from comfy_api.latest import ComfyExtension, io
+
+from .taca_model_patch import TACAModelPatch
+
+
+class TACAExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [TACAModelPatch]
