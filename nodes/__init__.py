@@ -1,9 +1,10 @@
 """ComfyUI nodes of the pack: thin glue, the logic lives in taca_core."""
 from comfy_api.latest import ComfyExtension, io
 
+from .taca_lora_loader import TACALoraLoader
 from .taca_model_patch import TACAModelPatch
 
 
 class TACAExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [TACAModelPatch]
+        return [TACAModelPatch, TACALoraLoader]

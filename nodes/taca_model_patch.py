@@ -4,9 +4,9 @@ import logging
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io
 
-from ..taca_core.families import family_of, supported_families
+from ..taca_core.families import require_family
 from ..taca_core.schedule import GAMMA_RANGE, PAPER_GAMMA, PAPER_TIMESTEP_CUTOFF, TacaSchedule
-from ..taca_core.wrappers import TacaApplyModelWrapper, taca_outer_sample_wrapper
+from ..taca_core.wrappers import SCHEDULE_KEY, TacaApplyModelWrapper, taca_outer_sample_wrapper
 
 WRAPPER_KEY = "taca"
 log = logging.getLogger("ComfyUI-TACA")
@@ -15,12 +15,7 @@ log = logging.getLogger("ComfyUI-TACA")
 def apply_taca(model, gamma: float, timestep_cutoff: float):
     """A clone of model with TACA; a TACA patch already on model is replaced (last one wins)."""
     node = TACAModelPatch.__name__
-    family = family_of(model.model.diffusion_model)
-    if family is None:
-        raise ValueError(
-            f"{node}: this model is {type(model.model).__name__} "
-            f"({type(model.model.diffusion_model).__name__}), which has no joint text-image attention for "
-            f"TACA to act on. Supported: {supported_families()}. Remove the node from this model's path.")
+    family = require_family(node, model)
     try:
         schedule = TacaSchedule(gamma, timestep_cutoff)
     except ValueError as e:
@@ -34,6 +29,7 @@ def apply_taca(model, gamma: float, timestep_cutoff: float):
         patched.remove_wrappers_with_key(wrapper_type, WRAPPER_KEY)
     patched.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, TacaApplyModelWrapper(schedule, family))
     patched.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, taca_outer_sample_wrapper)
+    patched.model_options["transformer_options"][SCHEDULE_KEY] = schedule  # the TACA LoRA follows it
     return patched
 
 

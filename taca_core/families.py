@@ -50,3 +50,15 @@ def family_of(diffusion_model) -> Optional[MMDiTFamily]:
 
 def supported_families() -> str:
     return "; ".join(f"{f.name} ({f.models})" for f in FAMILIES)
+
+
+def require_family(node: str, model) -> MMDiTFamily:
+    """The family of a ComfyUI MODEL (ModelPatcher), or a ValueError naming node, model type and the fix."""
+    dm = model.model.diffusion_model
+    family = family_of(dm)
+    if family is None:
+        raise ValueError(
+            f"{node}: this model is {type(model.model).__name__} ({type(dm).__name__}), which has no joint "
+            f"text-image attention for TACA to act on. Supported: {supported_families()}. "
+            "Remove the node from this model's path.")
+    return family

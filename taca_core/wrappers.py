@@ -17,6 +17,7 @@ from .schedule import TacaSchedule, paper_timestep
 
 OVERRIDE_KEY = "optimized_attention_override"
 RUN_KEY = "taca_run"  # transformer_options entry holding the current TacaRun
+SCHEDULE_KEY = "taca_schedule"  # transformer_options entry: the model's TacaSchedule (read by the TACA LoRA)
 
 log = logging.getLogger("ComfyUI-TACA")
 

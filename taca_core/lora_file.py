@@ -1,0 +1,42 @@
+"""Read a LoRA file with safetensors only: pickled files are refused, never loaded."""
+import json
+import struct
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+PICKLE_MAGIC = (b"\x80",)       # a raw pickle stream (protocol 2+)
+TORCH_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container (holds a pickle)
+
+
+class LoraFileError(ValueError):
+    pass
+
+
+def _check_header(path: Path):
+    with path.open("rb") as f:
+        head = f.read(8)
+        if head.startswith(TORCH_ZIP_MAGIC) or head.startswith(PICKLE_MAGIC):
+            raise LoraFileError(
+                f"'{path.name}' is a pickled PyTorch file (.pt/.ckpt/.bin style). It was not loaded: "
+                "pickles can run code when opened. Use the .safetensors version of this LoRA.")
+        if len(head) < 8:
+            raise LoraFileError(f"'{path.name}' is not a safetensors file (only {len(head)} bytes).")
+        (header_len,) = struct.unpack("<Q", head)
+        if header_len > path.stat().st_size - 8:
+            raise LoraFileError(f"'{path.name}' is not a valid safetensors file (truncated or corrupt header); "
+                                "download it again.")
+        try:
+            json.loads(f.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise LoraFileError(f"'{path.name}' is not a valid safetensors file (unreadable header); "
+                                "download it again.") from None
+
+
+def load_lora_state_dict(path) -> dict:
+    path = Path(path)
+    _check_header(path)
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # safetensors' error type differs across its versions
+        raise LoraFileError(f"'{path.name}' is a corrupt safetensors file ({e}); download it again.") from None
