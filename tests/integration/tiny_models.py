@@ -54,8 +54,11 @@ def _patcher(model_config, seed):
     return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
 
 
-def tiny_flux(seed=0):
-    """A FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks."""
+def tiny_flux(seed=0, **dims):
+    """A FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks.
+
+    dims: overrides of FLUX (the benchmark builds a larger one).
+    """
     import comfy.ldm.flux.model
     import comfy.supported_models
     unet_config = dict(
@@ -63,7 +66,7 @@ def tiny_flux(seed=0):
         mlp_ratio=4.0, theta=10000, qkv_bias=True, guidance_embed=True,
         # keys that only newer ComfyUI (0.8.x) has; dropped below if its FluxParams lacks them
         txt_ids_dims=[], yak_mlp=False, txt_norm=False,
-        **FLUX)
+        **{**FLUX, **dims})
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)} | {"image_model"}
     unet_config = {k: v for k, v in unet_config.items() if k in known}
     return _patcher(comfy.supported_models.Flux(unet_config), seed)
