@@ -1,0 +1,76 @@
+"""Start a real ComfyUI server (--cpu, 127.0.0.1) with this pack in custom_nodes/, for the frontend tier."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from pack import ROOT
+
+PACK_DIR_NAME = "ComfyUI-TACA"
+# model files the example workflows name: empty placeholders, so the loaders' lists hold them
+MODEL_FILES = {
+    "diffusion_models": ["flux1-dev.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "clip_g.safetensors", "t5xxl_fp16.safetensors"],
+    "vae": ["ae.safetensors"],
+    "checkpoints": ["sd3.5_medium.safetensors", "sd3.5_large.safetensors"],
+    "loras": ["taca_flux1_dev_r64.safetensors", "taca_sd3.5_medium_r64.safetensors"],
+}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+class ComfyServer:
+    def __init__(self, comfy_path: Path, base_dir: Path):
+        self.base_dir = base_dir
+        (base_dir / "custom_nodes").mkdir(parents=True)
+        (base_dir / "custom_nodes" / PACK_DIR_NAME).symlink_to(ROOT, target_is_directory=True)
+        for folder, names in MODEL_FILES.items():
+            (base_dir / "models" / folder).mkdir(parents=True, exist_ok=True)
+            for name in names:
+                (base_dir / "models" / folder / name).touch()
+        settings = base_dir / "user" / "default" / "comfy.settings.json"
+        settings.parent.mkdir(parents=True)
+        settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))  # no first-run template browser
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = base_dir / "server.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+             "--base-directory", str(base_dir), "--disable-auto-launch"],
+            cwd=comfy_path, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def wait_ready(self, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited ({self.proc.returncode}):\n{self.log()[-3000:]}")
+            try:
+                get_json(self.url + "/object_info/KSampler", timeout=2)
+                return self
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not answer in {timeout}s:\n{self.log()[-3000:]}")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
