@@ -107,16 +107,22 @@ TACA_NOTE = ("\nTACA Model Patch: gamma 1.2 and timestep_cutoff 970 are the pape
              "node shows which steps get gamma.")
 
 
+def taca_chain(g, loader, lora_name=None):
+    """loader -> [TACA LoRA Loader] -> TACA Model Patch; returns the patch node."""
+    model = loader
+    if lora_name:
+        model = g.add("TACALoraLoader", [lora_name, 1.0, "while TACA acts"], (360, 0), (340, 130))
+        g.link(loader, 0, model, "model")
+    taca = g.add("TACAModelPatch", PAPER, (720 if lora_name else 360, 0), (340, 230))
+    g.link(model, 0, taca, "model")
+    return taca
+
+
 def flux(with_lora):
     g = Graph()
     unet, vae, pos, neg, latent = flux_front(
         g, "A red book and a yellow vase on a wooden table, a green apple to the left of the vase")
-    model = unet
-    if with_lora:
-        model = g.add("TACALoraLoader", [FLUX_LORA, 1.0, "while TACA acts"], (360, 0), (340, 130))
-        g.link(unet, 0, model, "model")
-    taca = g.add("TACAModelPatch", PAPER, (720 if with_lora else 360, 0), (340, 230))
-    g.link(model, 0, taca, "model")
+    taca = taca_chain(g, unet, FLUX_LORA if with_lora else None)
     sampler_tail(g, taca, pos, neg, latent, vae, 800, 300, "TACA_flux", steps=20, cfg=1.0)
     g.add("Note", [FLUX_NOTE + (LORA_NOTE if with_lora else "") + TACA_NOTE], (-380, 0), (340, 420))
     return g
@@ -132,12 +138,7 @@ def sd35(variant, with_lora, prompt):
     neg = g.add("CLIPTextEncode", [""], (360, 510), (400, 100), title="Negative")
     g.link(clip, 0, neg, "clip")
     latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (360, 660), (320, 106))
-    model = ckpt
-    if with_lora:
-        model = g.add("TACALoraLoader", [SD35M_LORA, 1.0, "while TACA acts"], (360, 0), (340, 130))
-        g.link(ckpt, 0, model, "model")
-    taca = g.add("TACAModelPatch", PAPER, (720 if with_lora else 360, 0), (340, 230))
-    g.link(model, 0, taca, "model")
+    taca = taca_chain(g, ckpt, SD35M_LORA if with_lora else None)
     sampler_tail(g, taca, pos, neg, latent, ckpt, 800, 300, f"TACA_sd3.5_{variant}", steps=30, cfg=4.5)
     note = (f"SD3.5 {variant} + TACA\n\nDownload into ComfyUI/models/:\n- checkpoints/sd3.5_{variant}.safetensors "
             f"(stabilityai/stable-diffusion-3.5-{variant})\n- text_encoders/clip_l.safetensors, clip_g.safetensors "
@@ -151,8 +152,7 @@ def sd35(variant, with_lora, prompt):
 def flux_ab():
     g = Graph()
     unet, vae, pos, neg, latent = flux_front(g, "A green bicycle leaning on a blue door next to two orange cats")
-    taca = g.add("TACAModelPatch", PAPER, (360, 0), (340, 230))
-    g.link(unet, 0, taca, "model")
+    taca = taca_chain(g, unet)
     without = sampler_tail(g, unet, pos, neg, latent, vae, 800, 0, None, steps=20, cfg=1.0)
     with_taca = sampler_tail(g, taca, pos, neg, latent, vae, 800, 300, None, steps=20, cfg=1.0)
     stitch = g.add("ImageStitch", ["right", True, 16, "white"], (1400, 0), (270, 150),
