@@ -61,11 +61,11 @@ def taca(model, gamma=1.5, cutoff=0):
     return patch_node.TACAModelPatch.execute(model=model, gamma=gamma, timestep_cutoff=cutoff).result[0]
 
 
-def sample(model, kind, *, txt=10, seed=0, start=None, last=None, latent=None, add_noise=True):
+def sample(model, kind, *, txt=10, seed=0, start=None, last=None, latent=None, add_noise=True, cfg=1.0):
     pos, neg = make_conds(kind, txt, seed=seed)
     latent = torch.zeros(LATENT) if latent is None else latent
     noise = comfy.sample.prepare_noise(latent, seed) if add_noise else torch.zeros_like(latent)
-    return comfy.sample.sample(model, noise, STEPS, 1.0, "euler", "simple", pos, neg, latent,
+    return comfy.sample.sample(model, noise, STEPS, cfg, "euler", "simple", pos, neg, latent,
                                disable_noise=not add_noise, start_step=start, last_step=last,
                                force_full_denoise=last is None, disable_pbar=True, seed=seed)
 
@@ -86,22 +86,23 @@ def test_every_step_equals_comfy_lora_loader(lora_dir, base, kind, fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("order", ["lora_then_taca", "taca_then_lora"])
-def test_active_exactly_while_taca_acts(lora_dir, base, kind, fmt, order):
+@pytest.mark.parametrize("order,cfg", [("lora_then_taca", 1.0), ("taca_then_lora", 1.0), ("lora_then_taca", 3.0)])
+def test_active_exactly_while_taca_acts(lora_dir, base, kind, fmt, order, cfg):
     name = lora_file(lora_dir, base, kind, fmt)
     cutoff = cutoff_after(base, n_active=2)
     if order == "lora_then_taca":
         model = taca(taca_lora(base, name), 1.5, cutoff)
     else:
         model = taca_lora(taca(base, 1.5, cutoff), name)
-    got = sample(model, kind)
+    got = sample(model, kind, cfg=cfg)
     # reference: LoRA'd model for the first two steps, the base model for the rest (both with TACA)
     lora_always = comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, name, 1.0)[0]
-    half = sample(taca(lora_always, 1.5, cutoff), kind, last=2)
-    ref = sample(taca(base, 1.5, cutoff), kind, start=2, latent=half, add_noise=False)
+    half = sample(taca(lora_always, 1.5, cutoff), kind, last=2, cfg=cfg)
+    ref = sample(taca(base, 1.5, cutoff), kind, start=2, latent=half, add_noise=False, cfg=cfg)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
-    assert (got - sample(taca(base, 1.5, cutoff), kind)).abs().max() > 1e-3, "the LoRA had no effect"
-    assert (got - sample(taca(lora_always, 1.5, cutoff), kind)).abs().max() > 1e-4, "the LoRA never switched off"
+    assert (got - sample(taca(base, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-3, "the LoRA had no effect"
+    assert (got - sample(taca(lora_always, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-4, \
+        "the LoRA never switched off"
 
 
 def test_gamma_one_means_lora_off(lora_dir, base, kind):
@@ -143,6 +144,18 @@ def test_wrong_family_lora_is_named(lora_dir):
     flux_lora = lora_file(lora_dir, flux, "flux", "diffusers")
     with pytest.raises(ValueError, match=r"matches 16 of its 26 layers in this SD3 model.*look like a FLUX LoRA"):
         taca_lora(sd3, flux_lora)
+
+
+def test_lora_matching_few_layers_is_refused(lora_dir):
+    from safetensors.torch import load_file, save_file
+    flux = tiny_flux()
+    sd = load_file(str(lora_dir / lora_file(lora_dir, flux, "flux", "kohya")))
+    for i in range(30):  # layers this model does not have
+        sd[f"lora_unet_double_blocks_{i + 10}_img_attn_qkv.lora_down.weight"] = torch.zeros(4, 64)
+        sd[f"lora_unet_double_blocks_{i + 10}_img_attn_qkv.lora_up.weight"] = torch.zeros(192, 4)
+    save_file(sd, str(lora_dir / "mostly_other_layers.safetensors"))
+    with pytest.raises(ValueError, match=r"matches 14 of its 44 layers in this FLUX model \(30 unmatched"):
+        taca_lora(flux, "mostly_other_layers.safetensors")
 
 
 def test_corrupt_file(lora_dir):

@@ -34,25 +34,25 @@ def patch(model, gamma=1.2, cutoff=970):
     return TACAModelPatch.execute(model=model, gamma=gamma, timestep_cutoff=cutoff).result[0]
 
 
-def dense_reference_override(gamma, cutoff, calls):
+def dense_reference_override(gamma, cutoff, calls, visual_tokens=IMG_TOKENS):
     """An independent TACA: dense logits, text length derived from each call's own token count.
 
-    A joint call has more tokens than the image alone; gamma acts when 1000 * sigma >= cutoff
-    (both families are flow models with sigma_max = 1).
+    A joint call has more tokens than the visual ones alone (noisy image, plus any FLUX Kontext
+    reference); gamma acts when 1000 * sigma >= cutoff (both families are flow models, sigma_max = 1).
     """
     def override(func, q, k, v, *args, **kwargs):
         sigma = kwargs["transformer_options"]["sigmas"]
         bhld = kwargs.get("skip_reshape", False)
         heads = args[0] if args else kwargs["heads"]
         n = q.shape[2 if bhld else 1]
-        if n <= IMG_TOKENS or not bool((1000 * sigma.double() >= cutoff).all()):
+        if n <= visual_tokens or not bool((1000 * sigma.double() >= cutoff).all()):
             return func(q, k, v, *args, **kwargs)
         calls.append(n)
         if not bhld:
             # [B, L, H*D] (SD3 hands v over as [B, L, H, D])
             q, k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
         logits = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
-        txt = n - IMG_TOKENS
+        txt = n - visual_tokens
         logits[..., txt:, :txt] *= gamma
         mask = kwargs.get("mask")
         if mask is not None:
@@ -185,6 +185,19 @@ def test_flux_attention_mask():
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
     unmasked = sample(patch(base, 1.5, cutoff=0), "flux")
     assert (got - unmasked).abs().max() > 1e-3, "the mask reached attention"
+
+
+def test_flux_kontext_reference_tokens_are_image_queries():
+    """Kontext appends reference-image tokens after the noisy image; they query the text like image tokens."""
+    base = MODELS["flux"]()
+    pos, neg = make_conds("flux", TXT)
+    pos[0][1]["reference_latents"] = [torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(5))]
+    calls = []
+    got = sample(patch(base, 1.5, cutoff=0), "flux", positive=pos)
+    ref = sample(with_override(base, dense_reference_override(1.5, 0, calls, visual_tokens=2 * IMG_TOKENS)),
+                 "flux", positive=pos)
+    assert calls and all(n == TXT + 2 * IMG_TOKENS for n in calls), "the reference latent reached attention"
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("family,image_only_calls", [("sd3", False), ("sd35", True)])
