@@ -2,6 +2,8 @@
 // (flow models, sigma(t) over t = 1..1000 / 1000) sampled by the "simple" scheduler; gamma acts
 // on a step when 1000 * sigma >= timestep_cutoff (the paper's timestep scale).
 
+export const PAPER_CUTOFF = 970;
+
 export const SCHEDULES = [
   { label: "FLUX.1", shift: 1.15, kind: "flux", steps: [20, 30] },  // ModelSamplingFlux, 1024²
   { label: "SD3.5", shift: 3.0, kind: "sd3", steps: [20, 30] },     // ModelSamplingDiscreteFlow

@@ -173,40 +173,72 @@ def test_workflow_loads_in_the_frontend(page, shots, name):
     page.screenshot(path=str(shots / f"workflow_{name}.png"))
 
 
-def preview_state(page):
-    return page.evaluate("""() => {
-        const e = document.querySelector('.taca-schedule-preview');
+def preview_state(page, node_type="TACAModelPatch"):
+    return page.evaluate("""type => {
+        const e = document.querySelector(`.taca-schedule-preview[data-node-type=${type}]`);
         if (!e || e.offsetParent === null) return null;
         return {cutoff: e.dataset.cutoff, steps: e.querySelector('.taca-schedule-steps').innerText,
                 width: e.querySelector('.taca-schedule-window').style.width,
+                caption: e.querySelector('.taca-schedule-caption').innerText,
                 box: e.getBoundingClientRect().height};
-    }""")
+    }""", node_type)
+
+
+def zoom_on(page, node_type):
+    page.evaluate("""type => {  // 100% on the node: the frontend hides DOM widgets when zoomed far out
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        window.app.canvas.ds.scale = 1;
+        window.app.canvas.centerOnNode(node);
+        window.app.graph.setDirtyCanvas(true, true);
+    }""", node_type)
+    page.wait_for_timeout(500)
+
+
+def set_widget(page, node_type, name, value):
+    page.evaluate("""([type, name, value]) => {
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        const w = node.widgets.find(w => w.name === name);
+        w.value = value;
+        w.callback?.(w.value);
+        window.app.graph.setDirtyCanvas(true, true);
+    }""", [node_type, name, value])
+    page.wait_for_timeout(500)
 
 
 def test_schedule_preview_renders_and_follows_the_cutoff(page, shots):
     load_workflow(page, "taca_flux1_dev")
-    page.evaluate("""() => {  // zoom to 100% on the node: the frontend hides DOM widgets when zoomed far out
-        const node = window.app.graph._nodes.find(n => n.type === 'TACAModelPatch');
-        window.app.canvas.ds.scale = 1;
-        window.app.canvas.centerOnNode(node);
-        window.app.graph.setDirtyCanvas(true, true);
-    }""")
-    page.wait_for_timeout(500)
+    zoom_on(page, "TACAModelPatch")
     before = preview_state(page)
     assert before and before["cutoff"] == "970" and before["box"] > 40
     assert "FLUX.1, 30 steps: steps 1–3 of 30" in before["steps"]  # the official code's first 3 of 30
     page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_970.png"))
-    page.evaluate("""() => {
-        const node = window.app.graph._nodes.find(n => n.type === 'TACAModelPatch');
-        const w = node.widgets.find(w => w.name === 'timestep_cutoff');
-        w.value = 800;
-        w.callback?.(w.value);
-        window.app.graph.setDirtyCanvas(true, true);
-    }""")
-    page.wait_for_timeout(500)
+    set_widget(page, "TACAModelPatch", "timestep_cutoff", 800)
     after = preview_state(page)
     assert after["cutoff"] == "800" and after["steps"] != before["steps"] and after["width"] != before["width"]
     page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_800.png"))
     saved = page.evaluate("""() => window.app.graph._nodes.find(n => n.type === 'TACAModelPatch')
         .serialize().widgets_values""")
     assert saved == [1.2, 800], "the preview must not add to the saved widget values"
+
+
+def test_lora_preview_follows_the_linked_patch(page, shots):
+    load_workflow(page, "taca_flux1_dev_lora")
+    zoom_on(page, "TACALoraLoader")
+    state = preview_state(page, "TACALoraLoader")
+    assert state and state["cutoff"] == "970" and "LoRA active with TACA" in state["caption"]
+    set_widget(page, "TACAModelPatch", "timestep_cutoff", 850)
+    page.evaluate("() => window.app.canvas.draw(true, true)")
+    assert preview_state(page, "TACALoraLoader")["cutoff"] == "850"
+    set_widget(page, "TACAModelPatch", "gamma", 1.0)
+    page.evaluate("() => window.app.canvas.draw(true, true)")
+    assert "never active" in preview_state(page, "TACALoraLoader")["caption"]
+    page.locator(".taca-schedule-preview[data-node-type=TACALoraLoader]").first.screenshot(
+        path=str(shots / "schedule_preview_lora.png"))
+    page.evaluate("""() => {  // unlink the patch: the LoRA falls back to the paper's window
+        const lora = window.app.graph._nodes.find(n => n.type === 'TACALoraLoader');
+        lora.disconnectOutput(0);
+        window.app.canvas.draw(true, true);
+    }""")
+    page.wait_for_timeout(300)
+    state = preview_state(page, "TACALoraLoader")
+    assert state["cutoff"] == "970" and "no TACA Model Patch" in state["caption"]
