@@ -171,6 +171,8 @@ WORKFLOWS = {
     "taca_flux1_dev_lora": lambda: flux(True),
     "taca_sd3.5_medium_lora": lambda: sd35("medium", True, "A blue bench and a pink dog, the dog sitting to the "
                                                            "right of the bench, in a snowy park"),
+    "taca_sd3.5_medium": lambda: sd35("medium", False, "A blue bench and a pink dog, the dog sitting to the right "
+                                                        "of the bench, in a snowy park"),
     "taca_sd3.5_large": lambda: sd35("large", False, "Three brown horses and a white cat on a green hill, "
                                                      "the cat on top of a red barrel"),
     "taca_flux1_dev_ab": flux_ab,

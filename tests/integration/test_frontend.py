@@ -173,6 +173,17 @@ def test_workflow_loads_in_the_frontend(page, shots, name):
     page.screenshot(path=str(shots / f"workflow_{name}.png"))
 
 
+def test_the_missing_node_check_can_fail(page):
+    """The check above would see a node type the server does not have."""
+    wf = json.loads((ROOT / "workflows" / "taca_flux1_dev.json").read_text())
+    wf["nodes"][0]["type"] = "NotARealTACANode"
+    page.evaluate("async wf => { await window.app.loadGraphData(wf); }", wf)
+    page.wait_for_timeout(800)
+    found = missing_node_types(page) or [d for d in visible_dialog_texts(page) if "missing" in d.lower()]
+    page.keyboard.press("Escape")
+    assert found
+
+
 def preview_state(page, node_type="TACAModelPatch"):
     return page.evaluate("""type => {
         const e = document.querySelector(`.taca-schedule-preview[data-node-type=${type}]`);
