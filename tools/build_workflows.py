@@ -14,7 +14,6 @@ OUT = Path(__file__).resolve().parents[1] / "workflows"
 IO = {
     "UNETLoader": ([], [("MODEL", "MODEL")]),
     "DualCLIPLoader": ([], [("CLIP", "CLIP")]),
-    "TripleCLIPLoader": ([], [("CLIP", "CLIP")]),
     "CheckpointLoaderSimple": ([], [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]),
     "VAELoader": ([], [("VAE", "VAE")]),
     "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")]),
@@ -128,21 +127,24 @@ def flux(with_lora):
     return g
 
 
+SD35_CHECKPOINTS = {  # Comfy-Org/stable-diffusion-3.5-fp8: text encoders included (as ComfyUI's SD3.5 template)
+    "medium": "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
+    "large": "sd3.5_large_fp8_scaled.safetensors",
+}
+
+
 def sd35(variant, with_lora, prompt):
     g = Graph()
-    ckpt = g.add("CheckpointLoaderSimple", [f"sd3.5_{variant}.safetensors"], (0, 0), (320, 98))
-    clip = g.add("TripleCLIPLoader", ["clip_l.safetensors", "clip_g.safetensors", "t5xxl_fp16.safetensors"],
-                 (0, 140), (320, 106))
+    ckpt = g.add("CheckpointLoaderSimple", [SD35_CHECKPOINTS[variant]], (0, 0), (320, 98))
     pos = g.add("CLIPTextEncode", [prompt], (360, 300), (400, 160), title="Prompt")
-    g.link(clip, 0, pos, "clip")
+    g.link(ckpt, 1, pos, "clip")
     neg = g.add("CLIPTextEncode", [""], (360, 510), (400, 100), title="Negative")
-    g.link(clip, 0, neg, "clip")
+    g.link(ckpt, 1, neg, "clip")
     latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (360, 660), (320, 106))
     taca = taca_chain(g, ckpt, SD35M_LORA if with_lora else None)
     sampler_tail(g, taca, pos, neg, latent, ckpt, 800, 300, f"TACA_sd3.5_{variant}", steps=30, cfg=4.5)
-    note = (f"SD3.5 {variant} + TACA\n\nDownload into ComfyUI/models/:\n- checkpoints/sd3.5_{variant}.safetensors "
-            f"(stabilityai/stable-diffusion-3.5-{variant})\n- text_encoders/clip_l.safetensors, clip_g.safetensors "
-            "and t5xxl_fp16.safetensors (Comfy-Org/stable-diffusion-3.5-fp8 text_encoders)\n")
+    note = (f"SD3.5 {variant} + TACA\n\nDownload into ComfyUI/models/checkpoints/:\n- {SD35_CHECKPOINTS[variant]} "
+            "(Comfy-Org/stable-diffusion-3.5-fp8; text encoders included)\n")
     if variant == "large":
         note += "\nThe official TACA LoRAs are for SD3.5 medium and FLUX.1-dev; TACA alone works on large.\n"
     g.add("Note", [note + (LORA_NOTE if with_lora else "") + TACA_NOTE], (-380, 0), (340, 420))

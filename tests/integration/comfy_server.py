@@ -14,9 +14,9 @@ PACK_DIR_NAME = "ComfyUI-TACA"
 # model files the example workflows name: empty placeholders, so the loaders' lists hold them
 MODEL_FILES = {
     "diffusion_models": ["flux1-dev.safetensors"],
-    "text_encoders": ["clip_l.safetensors", "clip_g.safetensors", "t5xxl_fp16.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors"],
     "vae": ["ae.safetensors"],
-    "checkpoints": ["sd3.5_medium.safetensors", "sd3.5_large.safetensors"],
+    "checkpoints": ["sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", "sd3.5_large_fp8_scaled.safetensors"],
     "loras": ["taca_flux1_dev_r64.safetensors", "taca_sd3.5_medium_r64.safetensors"],
 }
 
