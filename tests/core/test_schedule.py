@@ -29,6 +29,8 @@ def test_cutoff_is_inclusive_and_gamma_one_outside():
     s = TacaSchedule(gamma=1.2, timestep_cutoff=970)
     assert s.gamma_at(paper_timestep(FluxLikeSampling(), torch.tensor([0.97]))) == 1.2
     assert s.gamma_at(paper_timestep(SD3LikeSampling(), torch.tensor([0.9699]))) == 1.0
+    assert s.gamma_at(torch.tensor([970.0, 970.0], dtype=torch.float64)) == 1.2  # exactly at the cutoff
+    assert s.gamma_at(torch.tensor([969.999], dtype=torch.float64)) == 1.0
     assert s.gamma_at(torch.tensor([990.0, 960.0])) == 1.0  # mixed batch: left alone
 
 
