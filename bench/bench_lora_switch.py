@@ -23,7 +23,6 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 if not os.environ.get("COMFYUI_PATH"):
     sys.exit("set COMFYUI_PATH to a ComfyUI checkout (see README, Development)")
 
-import pytest  # noqa: E402,F401  (comfy_env skips via pytest when COMFYUI_PATH is unset)
 from comfy_env import import_comfy  # noqa: E402
 
 env = import_comfy()

@@ -2,6 +2,7 @@
 import comfy.lora
 import comfy.lora_convert
 import comfy.sd
+from comfy.model_patcher import LowVramPatch
 import folder_paths
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io
@@ -41,8 +42,9 @@ def _switched(model, patches):
     """A clone of model whose LoRA patches apply only while the switch is on."""
     switched = model.clone()
     switch = LoraSwitch()
-    for key, plist in patches.items():
-        switched.add_weight_wrapper(key, SwitchedLoraWeight(switch, key, plist, comfy.lora.calculate_weight))
+    for key in patches:
+        # LowVramPatch: ComfyUI's weight_function that applies a key's patches (all LoRA formats, any dtype)
+        switched.add_weight_wrapper(key, SwitchedLoraWeight(switch, LowVramPatch(key, patches)))
     switched.add_wrapper(WrappersMP.APPLY_MODEL, TacaLoraApplyModelWrapper(switch, NODE))
     return switched
 

@@ -1,18 +1,15 @@
 """A LoRA that is on only while TACA acts, without touching the stored weights.
 
 ComfyUI hands a module's weight through its `weight_function`s (ModelPatcher
-weight wrappers) on every forward, on a copy. SwitchedLoraWeight adds the LoRA
-there while the shared switch is on; an apply_model wrapper turns the switch on
+weight wrappers) on every forward, on a copy. SwitchedLoraWeight applies the
+LoRA there (through ComfyUI's own patch function) while the shared switch is on; an apply_model wrapper turns the switch on
 for exactly the model calls in which TACA's gamma acts. Nothing is re-patched
 per step and no copy of the weights is kept.
 """
 import logging
 
-import torch
-
-from .schedule import TacaSchedule, paper_timestep
+from .schedule import TacaSchedule
 from .wrappers import SCHEDULE_KEY
-MATH_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 log = logging.getLogger("ComfyUI-TACA")
 
@@ -22,20 +19,14 @@ class LoraSwitch:
 
 
 class SwitchedLoraWeight:
-    """A weight_function: weight + LoRA (via ComfyUI's calculate_weight) while the switch is on."""
+    """A weight_function that applies `patch` (weight -> patched weight) while the switch is on."""
 
-    def __init__(self, switch: LoraSwitch, key: str, patches: list, calculate_weight):
+    def __init__(self, switch: LoraSwitch, patch):
         self.switch = switch
-        self.key = key
-        self.patches = patches
-        self.calculate_weight = calculate_weight
+        self.patch = patch
 
     def __call__(self, weight):
-        if not self.switch.on:
-            return weight
-        dtype = weight.dtype if weight.dtype in MATH_DTYPES else torch.float32
-        out = self.calculate_weight(self.patches, weight.to(dtype), self.key, intermediate_dtype=dtype)
-        return out.to(weight.dtype)
+        return self.patch(weight) if self.switch.on else weight
 
 
 class TacaLoraApplyModelWrapper:
@@ -56,8 +47,7 @@ class TacaLoraApplyModelWrapper:
                 log.warning("%s: this model has no TACA Model Patch, so the LoRA follows the paper's window "
                             "(timestep >= %s). Add TACA Model Patch (the LoRA alone does not improve alignment), "
                             "or set 'active' to 'every step'.", self.node_name, schedule.timestep_cutoff)
-        t_paper = paper_timestep(executor.class_obj.model_sampling, t)
-        self.switch.on = schedule.gamma_at(t_paper) != 1.0
+        self.switch.on = schedule.gamma_at_sigma(executor.class_obj.model_sampling, t) != 1.0
         try:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         finally:

@@ -40,3 +40,7 @@ class TacaSchedule:
         A batch mixing both sides (unusual: ComfyUI batches one sigma) is left alone.
         """
         return self.gamma if bool((timesteps >= self.timestep_cutoff).all()) else 1.0
+
+    def gamma_at_sigma(self, model_sampling, sigma: torch.Tensor) -> float:
+        """gamma for a model call at ComfyUI's sigma, in the model's own timestep units."""
+        return self.gamma_at(paper_timestep(model_sampling, sigma))

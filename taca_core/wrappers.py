@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .families import MMDiTFamily
 from .override import TacaAttentionOverride, TacaCall
-from .schedule import TacaSchedule, paper_timestep
+from .schedule import TacaSchedule
 
 OVERRIDE_KEY = "optimized_attention_override"
 RUN_KEY = "taca_run"  # transformer_options entry holding the current TacaRun
@@ -36,7 +36,7 @@ class TacaApplyModelWrapper:
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None,
                  transformer_options={}, **kwargs):
         base_model = executor.class_obj
-        gamma = self.schedule.gamma_at(paper_timestep(base_model.model_sampling, t))
+        gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
         if gamma == 1.0 or c_crossattn is None:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
