@@ -58,7 +58,7 @@ def load_taca_lora(model, lora_name: str, strength: float, active: str):
     except LoraFileError as e:
         raise ValueError(f"{NODE}: {e}") from None
     _check_lora_matches(family, lora_sd, model, lora_name)
-    lora_model, _ = comfy.sd.load_lora_for_models(model, None, lora_sd, strength, 0)  # = LoraLoaderModelOnly
+    lora_model, _ = comfy.sd.load_lora_for_models(model, None, lora_sd, strength_model=strength, strength_clip=0)  # = LoraLoaderModelOnly
     if active == EVERY_STEP:
         return lora_model
     return _switched(model, _new_patches(lora_model, model))

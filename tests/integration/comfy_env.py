@@ -14,6 +14,15 @@ import pytest
 
 SKIP_REASON = ("integration tier: set COMFYUI_PATH=/path/to/ComfyUI (a ComfyUI checkout, with its "
                "requirements installed) to run it")
+# Set by `tools/run_tests.py --strict` (CI): a missing prerequisite fails instead of skipping.
+REQUIRED = os.environ.get("TACA_REQUIRE_INTEGRATION") == "1"
+
+
+def skip_or_fail(reason: str):
+    """Skip the calling module, or fail it when the integration tier is required to run."""
+    if REQUIRED:
+        pytest.fail(f"required by TACA_REQUIRE_INTEGRATION=1 but unavailable: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 _env = None  # the namespace returned by the first successful call
 
@@ -29,7 +38,7 @@ def import_comfy():
         return _env
     path = os.environ.get("COMFYUI_PATH")
     if not path:
-        pytest.skip(SKIP_REASON, allow_module_level=True)
+        skip_or_fail(SKIP_REASON)
     root = Path(path).expanduser().resolve()
     if not (root / "comfy" / "model_management.py").is_file():
         raise RuntimeError(f"COMFYUI_PATH={path!r} is not a ComfyUI checkout (no comfy/model_management.py)")

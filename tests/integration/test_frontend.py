@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from comfy_env import SKIP_REASON
+from comfy_env import SKIP_REASON, skip_or_fail
 from comfy_server import PACK_DIR_NAME, ComfyServer, get_json
 from pack import ROOT
 
 if not os.environ.get("COMFYUI_PATH"):
-    pytest.skip(SKIP_REASON, allow_module_level=True)
+    skip_or_fail(SKIP_REASON)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUR_NODES = ["TACAModelPatch", "TACALoraLoader"]
@@ -27,6 +27,21 @@ def server(tmp_path_factory):
         yield s.wait_ready()
     finally:
         s.stop()
+
+
+def test_frontend_is_the_one_this_comfyui_pins():
+    """Browser results mean something only on the frontend the release ships with."""
+    import importlib.metadata
+    import re
+    reqs = (Path(os.environ["COMFYUI_PATH"]) / "requirements.txt").read_text()
+    pinned = re.search(r"^comfyui-frontend-package==(\S+)", reqs, re.M).group(1)
+    try:
+        installed = importlib.metadata.version("comfyui-frontend-package")
+    except importlib.metadata.PackageNotFoundError:
+        installed = "none"
+    if installed != pinned:
+        skip_or_fail(f"this ComfyUI pins comfyui-frontend-package=={pinned}, {installed} is installed: "
+                     "run tools/run_tests.py --install, which puts the pinned one beside each checkout")
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +136,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture(scope="module")
 def page(server):
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="browser tier: pip install playwright "
-                                         "(the driver only; Chromium comes from Debian's chromium package)")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        skip_or_fail("browser tier: pip install playwright (the driver only; Chromium comes from Debian's "
+                     "chromium package)")
     if not Path(CHROMIUM).exists():
-        pytest.skip("browser tier: install Debian's chromium package (apt-get install chromium)")
+        skip_or_fail("browser tier: install Debian's chromium package (apt-get install chromium)")
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from comfy_env import import_comfy, skip_or_fail
 
 import_comfy()
 
@@ -21,7 +21,7 @@ CUTOFFS = [1000, 990, 970, 900, 800, 500, 0]
 
 def js_steps(kind, shift, steps, cutoffs):
     if NODE is None:
-        pytest.skip("needs Node.js (node) to run the web extension's math")
+        skip_or_fail("needs Node.js (node) to run the web extension's math")
     module = (ROOT / "web" / "taca_schedule_math.js").as_uri()
     script = (f"import({json.dumps(module)}).then(m => console.log(JSON.stringify("
               f"{json.dumps(cutoffs)}.map(c => m.tacaSteps({json.dumps(kind)}, {shift}, {steps}, c)))))")

@@ -1,6 +1,7 @@
 """TACA Model Patch on tiny FLUX / SD3 / SD3.5 models built with ComfyUI's own classes, sampled on CPU."""
 import copy
 import importlib
+import inspect
 import logging
 import math
 
@@ -231,9 +232,12 @@ def test_warns_when_the_override_never_fires(caplog):
     dm = base.model.diffusion_model
     original = dm.forward_orig
 
-    def forward_without_options(img, img_ids, txt, txt_ids, timesteps, y, guidance=None, control=None,
-                                transformer_options={}, **kwargs):
-        return original(img, img_ids, txt, txt_ids, timesteps, y, guidance, control, {}, **kwargs)
+    def forward_without_options(*args, **kwargs):
+        # bound by name: forward_orig's positional order changes across releases
+        # (0.17 put timestep_zero_index where transformer_options was)
+        bound = inspect.signature(original).bind(*args, **kwargs)
+        bound.arguments["transformer_options"] = {}
+        return original(*bound.args, **bound.kwargs)
 
     cached = base.clone()
     cached.add_object_patch("diffusion_model.forward_orig", forward_without_options)
