@@ -6,6 +6,7 @@ registers) is written out by hand below from each model's code; a family this Co
 lacks skips with a reason.
 """
 import importlib
+from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,11 +48,13 @@ class Spec:
     untouched: Callable = lambda t: set()  # (queries, keys) of the family's non-joint calls for a prompt of t
 
 
-def _hunyuan_extra(byt5=False):
+def _hunyuan_extra(byt5=False, vision=0):
     def extra(g, length):
         out = {"pooled_output": torch.randn(1, 16, generator=g)}
         if byt5:
             out["conditioning_byt5small"] = torch.randn(1, BYT5, 1472, generator=g)
+        if vision:  # what CLIPVisionEncode hands over (SigLIP)
+            out["clip_vision_output"] = SimpleNamespace(last_hidden_state=torch.randn(1, vision, 24, generator=g))
         return out
     return extra
 
@@ -83,6 +86,10 @@ SPECS = {
                             extra=_hunyuan_extra(byt5=True), untouched=lambda t: {(t, t)}),
     "hunyuan_video15": Spec(tf.tiny_hunyuan_video15, (8, 8), 16, text=lambda t: t + BYT5,
                             extra=_hunyuan_extra(byt5=True), untouched=lambda t: {(t, t)}),
+    # HunyuanVideo 1.5 image-to-video: 4 SigLIP tokens in front of the text stream, left alone like registers
+    "hunyuan_video15_i2v": Spec(lambda: tf.tiny_hunyuan_video15(vision=True), (8, 8), 16, text=lambda t: t + BYT5,
+                                registers=4, extra=_hunyuan_extra(byt5=True, vision=4),
+                                untouched=lambda t: {(t, t)}),
     "aura_flow": Spec(tf.tiny_aura_flow, (8, 8), 16, registers=8),
     "flux2": Spec(tf.tiny_flux2, (4, 4), 16, text=lambda t: 512, extra=_pooled),  # FLUX.2 left-pads its text to 512
 }
@@ -177,3 +184,16 @@ def test_window_is_the_papers_timestep_for_this_model_sampling(base):
     sigmas = comfy.samplers.calculate_sigmas(ms, "simple", 8)[:-1]
     torch.testing.assert_close(schedule.paper_timestep(ms, sigmas), 1000 * sigmas.double(), atol=1e-6, rtol=1e-6)
     assert float(schedule.paper_timestep(ms, ms.sigma_max)) == pytest.approx(1000.0)
+
+
+def test_text_padding_mask_reaches_every_piece():
+    """Qwen-Image masks padded text keys ([B, 1, keys]: the same for every query row)."""
+    spec = SPECS["qwen_image"]
+    base = spec.build()
+    pos, neg = conds(spec, TXT)
+    pos[0][1]["attention_mask"] = torch.tensor([[1] * (TXT - 3) + [0] * 3])
+    calls = []
+    got = sample(patch(base), spec, positive=pos)
+    ref = sample(with_override(base, dense_reference_override(1.5, 0, joint(spec, TXT), calls)), spec, positive=pos)
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    assert (got - sample(patch(base), spec)).abs().max() > 1e-3, "the mask reached attention"
