@@ -7,7 +7,7 @@ import folder_paths
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io
 
-from ..taca_core.families import FAMILIES, require_family
+from ..taca_core.families import require_family
 from ..taca_core.lora_file import LoraFileError, load_lora_state_dict
 from ..taca_core.lora_keys import guess_lora_family, lora_layer_names
 from ..taca_core.lora_switch import LoraSwitch, SwitchedLoraWeight, TacaLoraApplyModelWrapper
@@ -23,12 +23,13 @@ def _check_lora_matches(family, lora_sd, model, lora_name):
     layers = lora_layer_names(comfy.lora_convert.convert_lora(lora_sd).keys())
     matched = layers & key_map.keys()
     looks_like = guess_lora_family(lora_sd.keys())
-    other_family = looks_like in {f.name for f in FAMILIES} and looks_like != family.name
-    if other_family or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
+    # names of another family, and some layers unmatched: a LoRA for another model that shares a few names
+    other_family = looks_like.families is not None and family.name not in looks_like.families
+    if (other_family and matched != layers) or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
         unmatched = sorted(layers - matched)
         raise ValueError(
             f"{NODE}: '{lora_name}' matches {len(matched)} of its {len(layers)} layers in this {family.name} "
-            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {looks_like} "
+            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {looks_like.label} "
             f"LoRA. Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
 
 
