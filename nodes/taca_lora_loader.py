@@ -78,7 +78,8 @@ class TACALoraLoader(io.ComfyNode):
                 "acts, following the TACA Model Patch's timestep_cutoff (put the two nodes in either order). "
                 "The LoRA alone does not improve alignment: use it with TACA Model Patch."),
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX or SD3/SD3.5 model. The input model is not modified."),
+                io.Model.Input("model", tooltip="A model TACA Model Patch supports (FLUX, SD3/SD3.5, Qwen-Image, "
+                                                "Z-Image, Krea 2, ...). The input model is not modified."),
                 io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
                                tooltip="A .safetensors LoRA in ComfyUI's models/loras folder. Pickled "
                                        ".pt/.ckpt files are refused."),

@@ -163,6 +163,10 @@ FAMILIES = (
     Family("HunyuanVideo", "HunyuanVideo, HunyuanVideo 1.5, HunyuanImage 2.1",
            ("comfy.ldm.hunyuan_video.model.HunyuanVideo",), _hunyuan),
     Family("AuraFlow", "AuraFlow", ("comfy.ldm.aura.mmdit.MMDiT",), _aura),
+    Family("Qwen-Image 2.1", "Qwen-Image 2.1", ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",),
+           refused="its block-causal attention runs one call per text or image segment, splices reference images "
+                   "into the text and caches the text prefix across steps; ComfyUI releases this pack is tested on "
+                   "(up to 0.33.0) do not have it, so TACA for it is neither implemented nor tested yet."),
 )
 
 
