@@ -20,18 +20,22 @@ def text_indicator(k: torch.Tensor, text_keys: tuple) -> torch.Tensor:
     return ind
 
 
-def image_text_share(q_img, k, text_keys: tuple, gamma: float = 1.0, mask=None, scale=None) -> float:
-    """Mean over image queries (batch and heads too) of the attention mass on the text keys.
+def image_text_share(q, k, text_keys: tuple, text_queries: tuple, gamma: float = 1.0, mask=None,
+                     scale=None) -> float:
+    """Mean over the image queries (batch and heads too) of the attention mass on the text keys.
 
-    q_img: [B, H, image queries, D]; k: [B, H, keys, D]; text_keys: (start, end) of the text in k;
-    mask: broadcastable to [B, H, image queries, keys] (bool: True = attend, or additive).
+    q: [B, H, queries, D]; k: [B, H, keys, D]; text_keys: (start, end) of the text in k;
+    text_queries: (start, end) of the query rows that are not image queries (the text stream);
+    mask: broadcastable to [B, H, queries, keys] (bool: True = attend, or additive).
     """
     if gamma != 1.0:
         start, end = text_keys
         k = k.clone()  # never scale the caller's keys in place
         k[..., start:end, :] *= gamma
-    share = F.scaled_dot_product_attention(q_img, k, text_indicator(k, text_keys), attn_mask=mask, scale=scale)
-    return float(share.float().mean())
+    share = F.scaled_dot_product_attention(q, k, text_indicator(k, text_keys), attn_mask=mask, scale=scale)
+    t0, t1 = text_queries
+    image_rows = torch.cat((share[..., :t0, 0], share[..., t1:, 0]), dim=-1)
+    return float(image_rows.float().mean())
 
 
 @dataclass
@@ -49,9 +53,11 @@ class ProbeCall:
     gamma: float
     blocks: list = field(default_factory=list)
 
-    def record(self, q_img, k, text_keys, mask=None, scale=None):
-        plain = image_text_share(q_img, k, text_keys, 1.0, mask, scale)
-        taca = plain if self.gamma == 1.0 else image_text_share(q_img, k, text_keys, self.gamma, mask, scale)
+    def record(self, q, k, text_keys, text_queries, mask=None, scale=None):
+        """One joint attention call, on [B, H, tokens, D] tensors."""
+        plain = image_text_share(q, k, text_keys, text_queries, 1.0, mask, scale)
+        taca = plain if self.gamma == 1.0 else image_text_share(q, k, text_keys, text_queries, self.gamma, mask,
+                                                                scale)
         self.blocks.append(ProbeBlock(len(self.blocks), plain, taca))
 
 
@@ -61,6 +67,11 @@ class AttentionProbe:
     def __init__(self):
         self._lock = threading.Lock()
         self.calls = []
+
+    def __deepcopy__(self, memo):
+        # ComfyUI deep-copies model_options when it clones a model: every clone must record into
+        # the one probe that the plot node reads.
+        return self
 
     def start_run(self):
         with self._lock:

@@ -1,12 +1,13 @@
 """Draw an AttentionProbe's numbers: image->text share per step and per block, plain vs TACA.
 
-Left: the mean over blocks for each step, plain and with TACA (steps where gamma acted shaded).
-Right: two heatmaps (steps x blocks) on one colour scale, plain and with TACA.
+Left: the mean over blocks for each step, plain and with TACA (the steps where gamma acted
+shaded), and per block over the steps where gamma acted. Right: heatmaps (steps x blocks) of the
+plain share and of what TACA adds to it.
 Pillow only (ComfyUI ships it).
 """
 from PIL import Image, ImageDraw, ImageFont
 
-W, H = 1200, 520
+W, H = 1200, 720
 BG, FG, GRID = (24, 24, 24), (225, 225, 225), (70, 70, 70)
 PLAIN, TACA, WINDOW = (150, 150, 150), (240, 160, 48), (70, 52, 20)
 
@@ -49,49 +50,93 @@ def _colour(value, lo, hi):
     return tuple(round(a + (b - a) * f) for a, b in zip(stops[i], stops[i + 1]))
 
 
-def _line_panel(draw, box, steps, font, small):
+def _axes(draw, box, lo, hi, small, fmt="{:.3f}"):
+    x0, y0, x1, y1 = box
+    for k in range(5):
+        v = lo + (hi - lo) * k / 4
+        y = y1 - (v - lo) / (hi - lo) * (y1 - y0)
+        draw.line([x0, y, x1, y], fill=GRID)
+        draw.text((x0 - 6, y), fmt.format(v), fill=FG, font=small, anchor="rm")
+    return lambda v: y1 - (v - lo) / (hi - lo) * (y1 - y0)
+
+
+def _range(values, pad=0.1):
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or abs(hi) or 1.0
+    return lo - pad * span, hi + pad * span
+
+
+def _legend(draw, x, y, small):
+    for label, colour in (("plain", PLAIN), ("TACA", TACA)):
+        draw.rectangle([x, y - 5, x + 22, y + 5], fill=colour)
+        draw.text((x + 28, y), label, fill=FG, font=small, anchor="lm")
+        x += 90
+
+
+def _steps_panel(draw, box, steps, font, small):
+    """Mean over blocks, per step: plain vs TACA; the steps where gamma acted shaded."""
     x0, y0, x1, y1 = box
     means = [(sum(p for p, _ in b) / len(b), sum(t for _, t in b) / len(b)) for _, _, b in steps]
-    hi = max(max(m) for m in means) * 1.15 or 1.0
+    y_at = _axes(draw, box, *_range([v for m in means for v in m]), small)
     n = len(steps)
-    x_at = (lambda i: (x0 + x1) / 2) if n == 1 else (lambda i: x0 + i * (x1 - x0) / (n - 1))
-    y_at = lambda v: y1 - v / hi * (y1 - y0)  # noqa: E731
-    half = (x1 - x0) / max(2 * (n - 1), 2)
+    cell = (x1 - x0) / n
+    x_at = lambda i: x0 + (i + 0.5) * cell  # noqa: E731
     for i, (_, gamma, _) in enumerate(steps):
         if gamma != 1.0:
-            draw.rectangle([max(x0, x_at(i) - half), y0, min(x1, x_at(i) + half), y1], fill=WINDOW)
-    for k in range(5):
-        v = hi * k / 4
-        draw.line([x0, y_at(v), x1, y_at(v)], fill=GRID)
-        draw.text((x0 - 6, y_at(v)), f"{v:.2f}", fill=FG, font=small, anchor="rm")
+            draw.rectangle([x0 + i * cell, y0, x0 + (i + 1) * cell, y1], fill=WINDOW)
     for series, colour in ((0, PLAIN), (1, TACA)):
         pts = [(x_at(i), y_at(m[series])) for i, m in enumerate(means)]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=3)
         for x, y in pts:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-    draw.text(((x0 + x1) / 2, y1 + 8), f"step (1..{n}, by sigma; shaded: gamma acted)", fill=FG, font=small,
-              anchor="mt")
-    draw.text((x0, y0 - 8), "image->text share, mean over blocks", fill=FG, font=font, anchor="lb")
-    draw.line([x1 - 150, y0 + 12, x1 - 125, y0 + 12], fill=PLAIN, width=3)
-    draw.text((x1 - 120, y0 + 12), "plain", fill=FG, font=small, anchor="lm")
-    draw.line([x1 - 75, y0 + 12, x1 - 50, y0 + 12], fill=TACA, width=3)
-    draw.text((x1 - 45, y0 + 12), "TACA", fill=FG, font=small, anchor="lm")
+    draw.text((x0, y0 - 10), "image->text attention share, mean over joint blocks, per step", fill=FG, font=font,
+              anchor="lb")
+    draw.text(((x0 + x1) / 2, y1 + 8), f"step 1..{n} (shaded: gamma acted)", fill=FG, font=small, anchor="mt")
+    _legend(draw, x1 - 180, y0 + 14, small)
 
 
-def _heatmap(draw, box, steps, which, lo, hi, title, font, small):
+def _blocks_panel(draw, box, steps, font, small):
+    """Per joint block, averaged over the steps where gamma acted (else the first step): plain vs TACA bars."""
+    x0, y0, x1, y1 = box
+    window = [b for _, gamma, b in steps if gamma != 1.0] or [steps[0][2]]
+    n_blocks = max(len(b) for b in window)
+    pairs = []
+    for i in range(n_blocks):
+        col = [b[i] for b in window if i < len(b)]
+        pairs.append((sum(p for p, _ in col) / len(col), sum(t for _, t in col) / len(col)))
+    lo, hi = _range([v for p in pairs for v in p] + [0.0], pad=0.05)
+    y_at = _axes(draw, box, max(lo, 0.0), hi, small)
+    cell = (x1 - x0) / n_blocks
+    bar = cell * 0.38
+    for i, (plain, taca) in enumerate(pairs):
+        cx = x0 + (i + 0.5) * cell
+        draw.rectangle([cx - bar, y_at(plain), cx, y1], fill=PLAIN)
+        draw.rectangle([cx, y_at(taca), cx + bar, y1], fill=TACA)
+    which = "the steps where gamma acted" if steps and any(g != 1.0 for _, g, _ in steps) else "step 1 (gamma never acted)"
+    draw.text((x0, y0 - 10), f"per joint block, mean over {which}", fill=FG, font=font, anchor="lb")
+    draw.text(((x0 + x1) / 2, y1 + 8), f"joint block 0..{n_blocks - 1}", fill=FG, font=small, anchor="mt")
+    _legend(draw, x1 - 180, y0 + 14, small)
+
+
+def _heatmap(draw, box, steps, value, lo, hi, title, font, small):
     x0, y0, x1, y1 = box
     n_blocks = max(len(b) for _, _, b in steps)
     cw, ch = (x1 - x0) / n_blocks, (y1 - y0) / len(steps)
     for r, (_, _, blocks) in enumerate(steps):
         for c, pair in enumerate(blocks):
             draw.rectangle([x0 + c * cw, y0 + r * ch, x0 + (c + 1) * cw, y0 + (r + 1) * ch],
-                           fill=_colour(pair[which], lo, hi))
+                           fill=_colour(value(pair), lo, hi))
     draw.rectangle(box, outline=GRID)
-    draw.text((x0, y0 - 8), title, fill=FG, font=font, anchor="lb")
-    draw.text(((x0 + x1) / 2, y1 + 8), f"joint block (0..{n_blocks - 1})", fill=FG, font=small, anchor="mt")
+    draw.text((x0, y0 - 10), title, fill=FG, font=font, anchor="lb")
+    draw.text(((x0 + x1) / 2, y1 + 8), f"joint block 0..{n_blocks - 1}", fill=FG, font=small, anchor="mt")
     draw.text((x0 - 6, y0), "step 1", fill=FG, font=small, anchor="rt")
     draw.text((x0 - 6, y1), f"{len(steps)}", fill=FG, font=small, anchor="rb")
+    for i in range(100):  # its colour scale
+        x = x0 + i * (x1 - x0) / 100
+        draw.rectangle([x, y1 + 34, x + (x1 - x0) / 100 + 1, y1 + 46], fill=_colour(lo + (hi - lo) * i / 99, lo, hi))
+    draw.text((x0, y1 + 52), f"{lo:.3f}", fill=FG, font=small, anchor="lt")
+    draw.text((x1, y1 + 52), f"{hi:.3f}", fill=FG, font=small, anchor="rt")
 
 
 def render_probe_plot(data: dict, title: str = "") -> Image.Image:
@@ -104,14 +149,12 @@ def render_probe_plot(data: dict, title: str = "") -> Image.Image:
                   font=font, anchor="mm")
         return img
     draw.text((20, 14), title or "TACA attention probe", fill=FG, font=font)
-    _line_panel(draw, (70, 70, 470, 440), steps, font, small)
-    values = [v for _, _, b in steps for pair in b for v in pair]
-    lo, hi = min(values), max(values)
-    _heatmap(draw, (560, 70, 840, 440), steps, 0, lo, hi, "plain", font, small)
-    _heatmap(draw, (890, 70, 1170, 440), steps, 1, lo, hi, "with TACA", font, small)
-    for i in range(100):  # shared colour scale
-        x = 560 + i * 5.5
-        draw.rectangle([x, 478, x + 5.5, 492], fill=_colour(lo + (hi - lo) * i / 99, lo, hi))
-    draw.text((555, 485), f"{lo:.3f}", fill=FG, font=small, anchor="rm")
-    draw.text((1120, 485), f"{hi:.3f}", fill=FG, font=small, anchor="lm")
+    _steps_panel(draw, (80, 80, 640, 330), steps, font, small)
+    _blocks_panel(draw, (80, 420, 640, 670), steps, font, small)
+    plain = [p for _, _, b in steps for p, _ in b]
+    _heatmap(draw, (730, 80, 930, 620), steps, lambda pair: pair[0], min(plain), max(plain),
+             "plain share", font, small)
+    gains = [t - p for _, _, b in steps for p, t in b]
+    _heatmap(draw, (990, 80, 1180, 620), steps, lambda pair: pair[1] - pair[0], min(0.0, min(gains)),
+             max(max(gains), 1e-6), "TACA - plain", font, small)
     return img
