@@ -7,16 +7,19 @@ real attention. This module only follows that calling convention; it imports
 nothing from ComfyUI.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 from .attention import taca_split_attention
 from .layout import JOINT, UNEXPECTED, TokenLayout
+from .probe import ProbeCall
 
 
 @dataclass
 class TacaCall:
-    """One model call during which gamma acts, and what its attention calls looked like."""
+    """One model call during which gamma acts (or the probe records), and what its attention calls looked like."""
     gamma: float
     layout: TokenLayout
+    probe: Optional[ProbeCall] = None  # set while a TACA Attention Probe is on the model
     seen: int = 0        # attention calls that reached the override
     fired: int = 0       # joint attention calls TACA changed
     unexpected: int = 0  # attention calls skipped for their shape
@@ -60,6 +63,23 @@ class TacaAttentionOverride:
                 return self._next(func, q_, k_, v_, *rest, **{**kwargs, "mask": mask_})
             return self._next(func, q_, k_, v_, *rest, **kwargs)
 
+        if call.probe is not None:
+            call.probe.record(*_bhld(q, k, rest[0] if rest else kwargs.get("heads"), token_dim),
+                              text_keys, text_queries, _mask_4d(mask), kwargs.get("scale"))
         call.fired += 1
         return taca_split_attention(attend, q, k, v, text_keys=text_keys, text_queries=text_queries,
                                     gamma=call.gamma, token_dim=token_dim, out_token_dim=out_token_dim, mask=mask)
+
+
+def _bhld(q, k, heads, token_dim):
+    """q, k as [B, H, L, D] from ComfyUI's [B, H, L, D], [B, L, H*D] or [B, L, H, D]."""
+    if token_dim == 2:
+        return q, k
+    return tuple(t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k))
+
+
+def _mask_4d(mask):
+    """ComfyUI's attention masks ([L, L], [B, L, L] or [B, H, L, L]) as SDPA broadcasts them."""
+    if mask is None:
+        return None
+    return mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape)) if mask.ndim < 4 else mask

@@ -17,11 +17,12 @@ from typing import Optional
 
 from .families import Family
 from .override import TacaAttentionOverride, TacaCall
-from .schedule import TacaSchedule
+from .schedule import TacaSchedule, paper_timestep
 
 OVERRIDE_KEY = "optimized_attention_override"
 RUN_KEY = "taca_run"  # transformer_options entry holding the current TacaRun
 SCHEDULE_KEY = "taca_schedule"  # transformer_options entry: the model's TacaSchedule (read by the TACA LoRA)
+PROBE_KEY = "taca_probe"  # transformer_options entry: the AttentionProbe of a TACA Attention Probe node
 
 log = logging.getLogger("ComfyUI-TACA")
 
@@ -81,19 +82,23 @@ class TacaApplyModelWrapper:
                  transformer_options={}, **kwargs):
         base_model = executor.class_obj
         gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
+        probe = transformer_options.get(PROBE_KEY)
         layout = None
-        if gamma != 1.0:
+        if gamma != 1.0 or probe is not None:
             layout = self.family.call_layout(base_model.diffusion_model, x, c_crossattn, kwargs)
         if layout is None or layout.text <= 0:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
         call = TacaCall(gamma, layout)
+        if probe is not None:
+            timestep = paper_timestep(base_model.model_sampling, t).max().item()
+            call.probe = probe.new_call(t.max().item(), timestep, gamma)
         options = transformer_options.copy()
         options[OVERRIDE_KEY] = TacaAttentionOverride(call, options.get(OVERRIDE_KEY))
         out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
 
         run = transformer_options.get(RUN_KEY)
-        if run is not None:
+        if run is not None and gamma != 1.0:
             run.record(call)
         return out
 
@@ -107,3 +112,14 @@ def taca_outer_sample_wrapper(executor, *args, **kwargs):
         options.pop(RUN_KEY, None)
         for problem in run.problems():
             log.warning("TACA Model Patch: gamma was due, but %s.", problem)
+
+
+def taca_probe_outer_sample_wrapper(executor, *args, **kwargs):
+    """Starts the probe's recording for this sampling run; it needs TACA Model Patch, which computes the layout."""
+    options = executor.class_obj.model_options["transformer_options"]
+    if SCHEDULE_KEY not in options:
+        raise ValueError("TACAAttentionProbe: this model has no TACA Model Patch, which the probe needs to find "
+                         "the text and image tokens. Add TACA Model Patch to the model path (before or after the "
+                         "probe; gamma 1.0 measures plain attention only).")
+    options[PROBE_KEY].start_run()
+    return executor(*args, **kwargs)

@@ -14,7 +14,7 @@ if not os.environ.get("COMFYUI_PATH"):
     skip_or_fail(SKIP_REASON)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-OUR_NODES = ["TACAModelPatch", "TACALoraLoader"]
+OUR_NODES = ["TACAModelPatch", "TACALoraLoader", "TACAAttentionProbe", "TACAProbePlot"]
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
