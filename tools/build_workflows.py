@@ -255,7 +255,7 @@ def files_note(title, files, requires=None):
     lines = [f"{title} + TACA\n", DOWNLOADS.lstrip("\n")]
     lines += [f"- {f['directory']}/{f['name']}\n" for f in files]
     if requires:
-        lines.append(f"\nNeeds ComfyUI {requires['comfyui']} or newer ({requires['why']}).\n")
+        lines.append(f"\nFor ComfyUI {requires['comfyui']} and newer ({requires['why']}).\n")
     return "".join(lines) + NEW_FAMILY_NOTE
 
 
@@ -292,7 +292,7 @@ def qwen_image():
 
 def z_image_turbo():
     """image_z_image_turbo: 8 steps, cfg 1, res_multistep, shift 3, 1024x1024."""
-    requires = {"comfyui": "0.8.0", "why": "Z-Image is not in ComfyUI 0.3.64"}
+    requires = {"comfyui": "0.8.0", "why": "ComfyUI 0.3.64 has no Z-Image"}
     g = Graph("image_z_image_turbo", requires)
     unet, vae, pos, neg = single_te_front(
         g, Z_IMAGE_TURBO, "lumina2", "Two white swans and a black duck on a green pond, the duck between the "
@@ -309,7 +309,7 @@ def z_image_turbo():
 
 def krea2_turbo():
     """image_krea2_turbo_t2i without its prompt-expansion and LoRA options: 8 steps, cfg 1, 1024x1024."""
-    requires = {"comfyui": "0.33.0", "why": "Krea 2 is not in ComfyUI 0.8.0"}
+    requires = {"comfyui": "0.33.0", "why": "ComfyUI 0.8.0 has no Krea 2"}
     g = Graph("image_krea2_turbo_t2i", requires)
     unet, vae, pos, neg = single_te_front(
         g, KREA2_TURBO, "krea2", "A glass teapot full of purple flowers next to three stacked green books, "
@@ -323,7 +323,7 @@ def krea2_turbo():
 
 def flux2_dev():
     """image_flux2_text_to_image without its optional Turbo LoRA: guidance 4, 20 steps, 1024x1024."""
-    requires = {"comfyui": "0.8.0", "why": "FLUX.2 is not in ComfyUI 0.3.64"}
+    requires = {"comfyui": "0.8.0", "why": "ComfyUI 0.3.64 has no FLUX.2"}
     g = Graph("image_flux2_text_to_image", requires)
     unet = g.loader("UNETLoader", [FLUX2_DEV["unet"]], ["default"], (0, 0), (320, 82))
     clip = g.loader("CLIPLoader", [FLUX2_DEV["clip"]], ["flux2", "default"], (0, 120), (320, 106))
