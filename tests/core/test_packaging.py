@@ -27,3 +27,27 @@ def test_web_directory_and_entrypoint_are_declared():
     init = (ROOT / "__init__.py").read_text()
     assert 'WEB_DIRECTORY = "./web"' in init and "comfy_entrypoint" in init
     assert list((ROOT / "web").glob("*.js"))
+
+
+def _node_ids():
+    """The node_id of every node in nodes/*.py: a string literal, or a module constant holding one."""
+    ids = []
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        source = path.read_text()
+        for literal, name in re.findall(r'node_id=(?:"([^"]+)"|([A-Za-z_]\w*))', source):
+            if name:
+                literal = re.search(rf'^{name}\s*=\s*"([^"]+)"', source, re.M).group(1)
+            ids.append(literal)
+    return ids
+
+
+def test_every_node_has_a_help_page():
+    """ComfyUI's frontend shows web/docs/<node id>.md (served under the pack's web directory) as a node's help."""
+    ids = _node_ids()
+    assert {"TACAModelPatch", "TACALoraLoader"} <= set(ids)
+    for node_id in ids:
+        page = ROOT / "web" / "docs" / f"{node_id}.md"
+        assert page.is_file(), f"no help page {page.relative_to(ROOT)}"
+        text = page.read_text()
+        assert text.startswith("# ") and len(text) > 500, f"{page.name} is not a help page"
+        assert "FLUX.1-dev and SD3.5 medium" in text, f"{page.name}: say where the paper's defaults were validated"

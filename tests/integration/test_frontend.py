@@ -1,7 +1,9 @@
 """What a ComfyUI user sees: the real server and the real frontend (headless Chromium), with this pack."""
 import json
 import os
+import re
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,27 @@ OUR_NODES = ["TACAModelPatch", "TACALoraLoader", "TACAAttentionProbe", "TACAProb
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def _version_tuple(version):
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def comfyui_version():
+    text = (Path(os.environ["COMFYUI_PATH"]) / "comfyui_version.py").read_text()
+    return re.search(r'__version__\s*=\s*"([^"]+)"', text).group(1)
+
+
+def read_workflow(name):
+    return json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+
+
+def skip_if_release_lacks_the_model(name):
+    """A workflow for a model newer than this ComfyUI (extra.taca.requires): skip it here, with the reason."""
+    requires = read_workflow(name).get("extra", {}).get("taca", {}).get("requires")
+    if requires and _version_tuple(comfyui_version()) < _version_tuple(requires["comfyui"]):
+        pytest.skip(f"{name} needs ComfyUI >= {requires['comfyui']}: {requires['why']} "
+                    f"(this is {comfyui_version()})")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +129,8 @@ def _check_value(node_type, name, kind, opts, value):
 
 @pytest.mark.parametrize("name", WORKFLOWS)
 def test_workflow_nodes_links_and_widgets_are_valid(object_info, name):
-    wf = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    skip_if_release_lacks_the_model(name)
+    wf = read_workflow(name)
     nodes = {n["id"]: n for n in wf["nodes"]}
     assert any(n["type"] == "TACAModelPatch" for n in nodes.values())
     assert any(n["type"] == "Note" for n in nodes.values()), "a Note says what to download"
@@ -126,6 +150,40 @@ def test_workflow_nodes_links_and_widgets_are_valid(object_info, name):
         assert object_info[src_node["type"]]["output"][src_slot] == type_
         in_name = dst_node["inputs"][dst_slot]["name"]
         assert inputs[dst_node["type"]][in_name][0] == type_, f"{name}: link {link_id} into {in_name}"
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_loaders_say_where_to_download_their_files(server, object_info, name):
+    """Every model file a node picks from a list has a properties.models entry, whose directory is the folder
+    that list comes from (the frontend offers to download it there when it is missing)."""
+    skip_if_release_lacks_the_model(name)
+    wf = read_workflow(name)
+    folders = {}
+    for node in wf["nodes"]:
+        if node["type"] in FRONTEND_ONLY:
+            continue
+        specs = _widget_specs(object_info[node["type"]])
+        picked = [v for (_, kind, _), v in zip(specs, node.get("widgets_values", []))
+                  if kind == "COMBO" and isinstance(v, str) and v.endswith((".safetensors", ".sft"))]
+        entries = node["properties"].get("models", [])
+        assert sorted(e["name"] for e in entries) == sorted(picked), f"{name}: {node['type']} #{node['id']}"
+        for entry in entries:
+            if entry["directory"] not in folders:
+                folders[entry["directory"]] = get_json(f"{server.url}/models/{entry['directory']}")
+            assert entry["name"] in folders[entry["directory"]], f"{name}: {entry} is not in that folder"
+            assert entry["url"].startswith("https://huggingface.co/") and entry["url"].endswith("/" + entry["name"])
+
+
+@pytest.mark.parametrize("node", OUR_NODES)
+def test_help_page_is_served_where_the_frontend_looks(server, object_info, node):
+    """The frontend fetches a custom node's help from /extensions/<pack>/docs/<node>.md, <pack> being the
+    second part of the node's python_module; it ignores an answer that is not OK or is text/html."""
+    module = object_info[node]["python_module"].split(".")
+    assert module[0] == "custom_nodes"
+    pack = module[1].split("@")[0]
+    with urllib.request.urlopen(f"{server.url}/extensions/{pack}/docs/{node}.md", timeout=10) as r:
+        assert r.status == 200 and "text/html" not in r.headers.get("Content-Type", "")
+        assert r.read().decode() == (ROOT / "web" / "docs" / f"{node}.md").read_text()
 
 
 # --- the browser -------------------------------------------------------------------------------
@@ -161,7 +219,7 @@ def shots(tmp_path_factory):
 
 
 def load_workflow(page, name):
-    wf = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    wf = read_workflow(name)
     page.evaluate("""async wf => {
         await window.app.loadGraphData(wf);
         window.app.canvas.ds.scale = 0.7;  // readable screenshots: far zoomed out, the canvas drops text
@@ -178,12 +236,15 @@ def missing_node_types(page):
 
 
 def visible_dialog_texts(page):
-    return page.evaluate("""() => [...document.querySelectorAll('[role=dialog], .p-dialog, .comfy-modal')]
+    """Dialogs, and the error overlay that newer frontends (1.4x) show for missing nodes and models."""
+    return page.evaluate("""() => [...document.querySelectorAll(
+            '[role=dialog], .p-dialog, .comfy-modal, [data-testid=error-overlay]')]
         .filter(e => e.offsetParent !== null).map(e => e.innerText.slice(0, 300))""")
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
 def test_workflow_loads_in_the_frontend(page, shots, name):
+    skip_if_release_lacks_the_model(name)
     load_workflow(page, name)
     assert missing_node_types(page) == []
     dialogs = visible_dialog_texts(page)
@@ -200,6 +261,80 @@ def test_the_missing_node_check_can_fail(page):
     found = missing_node_types(page) or [d for d in visible_dialog_texts(page) if "missing" in d.lower()]
     page.keyboard.press("Escape")
     assert found
+
+
+def offered_downloads(page, filename):
+    """The visible download controls next to a mention of filename (opening the error details on 1.4x)."""
+    details = page.locator("[data-testid=error-overlay] button", has_text="View details")
+    if details.count():
+        details.first.click()
+        page.wait_for_timeout(800)
+    return page.evaluate("""name => [...document.querySelectorAll('button, a, [role=button]')]
+        .filter(b => b.offsetParent !== null)
+        .filter(b => /download/i.test(b.innerText + ' ' + (b.getAttribute('aria-label') || '')))
+        .filter(b => {  // the control sits in the entry (or dialog) that names the file
+            let a = b;
+            for (let i = 0; i < 6 && a && !(a.innerText || '').includes(name); i++) a = a.parentElement;
+            return a && (a.innerText || '').includes(name);
+        })
+        .map(b => b.innerText.trim())""", filename)
+
+
+def open_fresh(page, server):
+    """Reload without the open workflows (the frontend reopens them, with their missing-model dialogs)."""
+    page.evaluate("() => { localStorage.clear(); sessionStorage.clear(); }")
+    page.goto(server.url)
+    page.wait_for_function("window.app && window.app.graph && window.LiteGraph", timeout=120000)
+    page.wait_for_timeout(1500)
+
+
+def test_a_missing_model_is_offered_for_download(page, server):
+    """With properties.models the frontend offers the download of a missing file; without it, it cannot."""
+    missing = "flux1-dev-not-here.safetensors"
+    offers = {}
+    try:
+        for with_models in (True, False):
+            wf = read_workflow("taca_flux1_dev")
+            unet = next(n for n in wf["nodes"] if n["type"] == "UNETLoader")
+            unet["widgets_values"][0] = missing
+            if with_models:
+                unet["properties"]["models"][0].update(name=missing, url=unet["properties"]["models"][0]["url"]
+                                                       .replace("flux1-dev.safetensors", missing))
+            else:
+                del unet["properties"]["models"]
+            page.evaluate("async wf => { await window.app.loadGraphData(wf); }", wf)
+            page.wait_for_timeout(1500)
+            offers[with_models] = offered_downloads(page, missing)
+            open_fresh(page, server)
+    finally:
+        open_fresh(page, server)
+    assert offers[True], "no download offered for a missing model that has properties.models"
+    assert not offers[False], offers[False]
+
+
+@pytest.mark.parametrize("node", OUR_NODES)
+def test_node_info_shows_the_help_page(page, server, node):
+    """The selection toolbox's Node Info opens web/docs/<node>.md as the node's help."""
+    expected = [line.lstrip("#").strip() for line in (ROOT / "web" / "docs" / f"{node}.md").read_text().splitlines()
+                if line.startswith(("# ", "## "))]
+    load_workflow(page, "taca_flux1_dev_lora")
+    page.evaluate("""type => {
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        window.app.canvas.ds.scale = 1;
+        window.app.canvas.centerOnNode(node);
+        window.app.canvas.selectNode(node);
+        window.app.graph.setDirtyCanvas(true, true);
+    }""", node)
+    page.wait_for_timeout(500)
+    try:
+        page.locator("[data-testid=info-button]").first.click()
+        page.wait_for_function("""n => [...document.querySelectorAll('.markdown-content h2')]
+            .filter(e => e.offsetParent !== null).length >= n""", arg=len(expected) - 1, timeout=15000)
+        headings = page.evaluate("""() => [...document.querySelectorAll('.markdown-content h1, .markdown-content h2')]
+            .filter(e => e.offsetParent !== null).map(e => e.innerText.trim())""")
+    finally:
+        open_fresh(page, server)
+    assert headings == expected
 
 
 def preview_state(page, node_type="TACAModelPatch"):
