@@ -41,6 +41,8 @@ IO = {
     "ImageStitch": ([("image1", "IMAGE"), ("image2", "IMAGE")], [("IMAGE", "IMAGE")]),
     "TACAModelPatch": ([("model", "MODEL")], [("MODEL", "MODEL")]),
     "TACALoraLoader": ([("model", "MODEL")], [("MODEL", "MODEL")]),
+    "TACAAttentionProbe": ([("model", "MODEL")], [("MODEL", "MODEL"), ("probe", "TACA_PROBE")]),
+    "TACAProbePlot": ([("probe", "TACA_PROBE"), ("samples", "LATENT")], [("plot", "IMAGE"), ("json", "STRING")]),
     "Note": ([], []),
 }
 PAPER = [1.2, 970]  # TACAModelPatch: gamma, timestep_cutoff
@@ -251,6 +253,30 @@ def flux_ab():
     return g
 
 
+def flux_probe():
+    """FLUX.1-dev + TACA + the attention probe: the plot shows what TACA did to this prompt's attention."""
+    g = Graph("flux_dev_full_text_to_image")
+    unet, vae, pos, neg, latent = flux_front(
+        g, "A red book and a yellow vase on a wooden table, a green apple to the left of the vase")
+    taca = taca_chain(g, unet)
+    probe = g.add("TACAAttentionProbe", [], (720, 0), (300, 66))
+    g.link(taca, 0, probe, "model")
+    ks = g.add("KSampler", [42, "fixed", 20, 1.0, "euler", "simple", 1.0], (800, 300), (320, 262))
+    for src, name in ((probe, "model"), (pos, "positive"), (neg, "negative"), (latent, "latent_image")):
+        g.link(src, 0, ks, name)
+    decode_and_save(g, ks, vae, 1140, 300, "TACA_flux_probe")
+    plot = g.add("TACAProbePlot", [""], (800, 760), (640, 420))
+    g.link(probe, 1, plot, "probe")
+    g.link(ks, 0, plot, "samples")
+    g.add("Note", [FLUX_NOTE + TACA_NOTE + "\n\nTACA Attention Probe records, for every step and joint block, the "
+                   "share of the image tokens' attention that lands on the text, with and without TACA's gamma; "
+                   "TACA Probe Plot draws it after the sampling (and outputs the numbers as JSON). It does not "
+                   "change the image. To probe another workflow: put TACA Attention Probe after its TACA Model "
+                   "Patch and connect a TACA Probe Plot to the probe and the sampler's LATENT."],
+          (-380, 0), (340, 520))
+    return g
+
+
 def files_note(title, files, requires=None):
     lines = [f"{title} + TACA\n", DOWNLOADS.lstrip("\n")]
     lines += [f"- {f['directory']}/{f['name']}\n" for f in files]
@@ -364,6 +390,7 @@ WORKFLOWS = {
     "taca_sd3.5_large": lambda: sd35("large", False, "Three brown horses and a white cat on a green hill, "
                                                      "the cat on top of a red barrel"),
     "taca_flux1_dev_ab": flux_ab,
+    "taca_flux1_dev_probe": flux_probe,
     "taca_qwen_image": qwen_image,
     "taca_z_image_turbo": z_image_turbo,
     "taca_krea2_turbo": krea2_turbo,

@@ -317,7 +317,8 @@ def test_node_info_shows_the_help_page(page, server, node):
     """The selection toolbox's Node Info opens web/docs/<node>.md as the node's help."""
     expected = [line.lstrip("#").strip() for line in (ROOT / "web" / "docs" / f"{node}.md").read_text().splitlines()
                 if line.startswith(("# ", "## "))]
-    load_workflow(page, "taca_flux1_dev_lora")
+    load_workflow(page, next(name for name in WORKFLOWS
+                             if f'"type": "{node}"' in (ROOT / "workflows" / f"{name}.json").read_text()))
     page.evaluate("""type => {
         const node = window.app.graph._nodes.find(n => n.type === type);
         window.app.canvas.ds.scale = 1;
