@@ -17,19 +17,19 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from taca_core.attention import dense_taca_attention, scale_text_keys, taca_attention  # noqa: E402
+from taca_core.attention import dense_taca_attention, scale_keys, taca_attention  # noqa: E402
 
 
 def two_pass(q, k, v, *, txt_len, gamma):
     plain = F.scaled_dot_product_attention(q, k, v)
-    scaled = F.scaled_dot_product_attention(q, scale_text_keys(k, txt_len, gamma, 2), v)
+    scaled = F.scaled_dot_product_attention(q, scale_keys(k, (0, txt_len), gamma, 2), v)
     return torch.cat((plain[:, :, :txt_len], scaled[:, :, txt_len:]), dim=2)
 
 
 METHODS = {
     "sdpa": lambda q, k, v, t, g: F.scaled_dot_product_attention(q, k, v),
-    "taca": lambda q, k, v, t, g: taca_attention(q, k, v, txt_len=t, gamma=g),
-    "dense": lambda q, k, v, t, g: dense_taca_attention(q, k, v, txt_len=t, gamma=g),
+    "taca": lambda q, k, v, t, g: taca_attention(q, k, v, text_keys=(0, t), gamma=g),
+    "dense": lambda q, k, v, t, g: dense_taca_attention(q, k, v, text_keys=(0, t), gamma=g),
     "two_pass": lambda q, k, v, t, g: two_pass(q, k, v, txt_len=t, gamma=g),
 }
 
@@ -62,8 +62,8 @@ def run(shape, device, dtype, reps, methods):
     b, h, txt, img, d = shape
     g = torch.Generator(device="cpu").manual_seed(0)
     q, k, v = (torch.randn(b, h, txt + img, d, generator=g).to(device, dtype) for _ in range(3))
-    err = (taca_attention(q, k, v, txt_len=txt, gamma=1.2).float()
-           - dense_taca_attention(q, k, v, txt_len=txt, gamma=1.2).float()).abs().max().item()
+    err = (taca_attention(q, k, v, text_keys=(0, txt), gamma=1.2).float()
+           - dense_taca_attention(q, k, v, text_keys=(0, txt), gamma=1.2).float()).abs().max().item()
     print(f"\nB{b} H{h} D{d}, {txt} text + {img} image tokens, {dtype}, {device} "
           f"(taca vs dense max |diff| {err:.2e})")
     print(f"{'method':>10} {'median ms':>10} {'x sdpa':>8} {'peak MiB':>9} {'x sdpa':>8}")

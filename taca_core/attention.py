@@ -2,14 +2,21 @@
 
 Attention logits are linear in the keys, so multiplying the image-query x
 text-key logits by gamma equals letting the image queries attend to keys whose
-text slice is scaled by gamma. Text queries attend to the original keys. That is
-two fused attention calls over disjoint query rows: the same FLOPs as one call,
-plus one copy of K (O(tokens) extra memory).
+text span is scaled by gamma. Text-stream queries attend to the original keys.
+
+The text span may sit anywhere in the keys (first, last, after register tokens,
+in the middle), and there may be fewer queries than keys (KV-cached calls). The
+query rows split into at most three contiguous pieces (image rows before the
+text rows, the text rows, image rows after them); each piece is one fused
+attention call, so the FLOPs are those of one call, plus one copy of K
+(O(tokens) extra memory).
 """
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+Span = Tuple[int, int]  # [start, stop) token positions
 
 # attend(q, k, v, mask) -> out, for the query rows of q against all keys.
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
@@ -19,54 +26,82 @@ def _sdpa(q, k, v, mask):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def scale_text_keys(k: torch.Tensor, txt_len: int, gamma: float, token_dim: int) -> torch.Tensor:
-    """A copy of k with its first txt_len tokens multiplied by gamma."""
-    k_txt, k_img = k.split([txt_len, k.shape[token_dim] - txt_len], dim=token_dim)
-    return torch.cat((k_txt * gamma, k_img), dim=token_dim)
+def scale_keys(k: torch.Tensor, span: Span, gamma: float, token_dim: int) -> torch.Tensor:
+    """A copy of k with the tokens in span multiplied by gamma."""
+    start, stop = span
+    before, text, after = k.split([start, stop - start, k.shape[token_dim] - stop], dim=token_dim)
+    return torch.cat((before, text * gamma, after), dim=token_dim)
 
 
-def split_mask_rows(mask: Optional[torch.Tensor], txt_len: int, n_queries: int):
-    """(text rows, image rows) of a mask whose second-to-last dim indexes queries.
+def mask_rows(mask: Optional[torch.Tensor], rows: Span, n_queries: int):
+    """The query rows `rows` of a mask whose second-to-last dim indexes queries.
 
-    A mask that broadcasts over queries (that dim is 1, or it is 1-D) serves both.
+    A mask that broadcasts over queries (that dim is 1, or it is 1-D) serves every piece as is.
     """
-    if mask is None or mask.ndim < 2 or mask.shape[-2] != n_queries:
-        return mask, mask
-    return mask[..., :txt_len, :], mask[..., txt_len:, :]
+    if mask is None or mask.ndim < 2 or mask.shape[-2] != n_queries or n_queries == 1:
+        return mask
+    return mask[..., rows[0]:rows[1], :]
 
 
-def taca_split_attention(attend: AttendFn, q, k, v, *, txt_len: int, gamma: float,
+def _check_span(name: str, span: Span, n: int):
+    start, stop = span
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"TACA: {name} {span} does not fit in {n} tokens")
+
+
+def taca_split_attention(attend: AttendFn, q, k, v, *, text_keys: Span, text_queries: Span, gamma: float,
                          token_dim: int, out_token_dim: int, mask=None) -> torch.Tensor:
     """TACA through any attention function, for any tensor layout.
 
-    token_dim: the token axis of q/k/v; out_token_dim: the token axis of
-    attend's output. Text tokens come first.
+    text_keys: the key positions whose logits image queries see multiplied by gamma (the text).
+    text_queries: the query rows left untouched (the text stream: text, and any register
+      tokens beside it); every other query row is an image query. With fewer queries than
+      keys (KV cache), these are positions among the queries.
+    token_dim: the token axis of q/k/v; out_token_dim: the token axis of attend's output.
     """
-    n = q.shape[token_dim]
-    if gamma == 1.0 or txt_len <= 0 or txt_len >= n:
+    nq, nk = q.shape[token_dim], k.shape[token_dim]
+    _check_span("text_keys", text_keys, nk)
+    _check_span("text_queries", text_queries, nq)
+    t0, t1 = text_queries
+    if gamma == 1.0 or text_keys[0] == text_keys[1] or (t0 == 0 and t1 == nq):
         return attend(q, k, v, mask)
-    q_txt, q_img = q.split([txt_len, n - txt_len], dim=token_dim)
-    mask_txt, mask_img = split_mask_rows(mask, txt_len, n)
-    out_txt = attend(q_txt, k, v, mask_txt)
-    out_img = attend(q_img, scale_text_keys(k, txt_len, gamma, token_dim), v, mask_img)
-    return torch.cat((out_txt, out_img), dim=out_token_dim)
+    k_scaled = scale_keys(k, text_keys, gamma, token_dim)
+    outs = []
+    for rows, keys in (((0, t0), k_scaled), ((t0, t1), k), ((t1, nq), k_scaled)):
+        if rows[1] > rows[0]:
+            q_rows = q.narrow(token_dim, rows[0], rows[1] - rows[0])
+            outs.append(attend(q_rows, keys, v, mask_rows(mask, rows, nq)))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=out_token_dim)
 
 
-def taca_attention(q, k, v, *, txt_len: int, gamma: float, mask=None,
+def taca_attention(q, k, v, *, text_keys: Span, gamma: float, text_queries: Optional[Span] = None, mask=None,
                    attend: AttendFn = _sdpa) -> torch.Tensor:
-    """TACA attention on [batch, heads, tokens, head_dim] tensors, text tokens first.
+    """TACA attention on [batch, heads, tokens, head_dim] tensors.
 
-    mask: boolean (True = attend) or additive, broadcastable to
-    [batch, heads, tokens, tokens], as for F.scaled_dot_product_attention.
+    text_queries defaults to text_keys (queries and keys are the same tokens).
+    mask: boolean (True = attend) or additive, broadcastable to [batch, heads, queries, keys],
+    as for F.scaled_dot_product_attention.
     """
-    return taca_split_attention(attend, q, k, v, txt_len=txt_len, gamma=gamma,
-                                token_dim=2, out_token_dim=2, mask=mask)
+    return taca_split_attention(attend, q, k, v, text_keys=text_keys,
+                                text_queries=text_keys if text_queries is None else text_queries,
+                                gamma=gamma, token_dim=2, out_token_dim=2, mask=mask)
 
 
-def dense_taca_attention(q, k, v, *, txt_len: int, gamma: float, mask=None) -> torch.Tensor:
-    """Reference: materialises the logits, as the official code does. For tests and benchmarks."""
+def dense_taca_attention(q, k, v, *, text_keys: Span, gamma: float, text_queries: Optional[Span] = None,
+                         mask=None) -> torch.Tensor:
+    """Reference: materialises the logits, as the official code does. For tests and benchmarks.
+
+    Same arguments as taca_attention; every query row outside text_queries gets the logits of
+    the keys in text_keys multiplied by gamma.
+    """
+    text_queries = text_keys if text_queries is None else text_queries
     logits = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
-    logits[..., txt_len:, :txt_len] *= gamma
+    image_rows = torch.ones(q.shape[-2], dtype=torch.bool, device=q.device)
+    image_rows[text_queries[0]:text_queries[1]] = False
+    text_cols = torch.zeros(k.shape[-2], dtype=torch.bool, device=q.device)
+    text_cols[text_keys[0]:text_keys[1]] = True
+    factor = torch.where(image_rows[:, None] & text_cols[None, :], gamma, 1.0).to(logits.dtype)
+    logits = logits * factor
     if mask is not None:
         if mask.dtype == torch.bool:
             logits = logits.masked_fill(~mask, float("-inf"))

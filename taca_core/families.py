@@ -1,41 +1,67 @@
-"""Where the text tokens are, for each MM-DiT family ComfyUI runs.
+"""Per-family knowledge, as a table: one row per joint-attention model family ComfyUI runs.
 
-Both families concatenate [text, image] and call ComfyUI's attention once per
-block on the joint sequence; TACA needs to know, per model call, how many of
-the leading tokens are text and how long a joint sequence is (shorter calls,
-like SD3.5's image-only x_block_self_attn, are left alone). Adding a family is
-one entry in FAMILIES, matched on the diffusion model's class.
+A row says which diffusion-model classes it matches and how one model call lays out its
+joint attention: `layout(diffusion_model, x, context, conds)` gets what ComfyUI's
+apply_model gets (the noisy latent x, c_crossattn as context, the model's conds such as
+ref_latents or attention_mask) and returns a TokenLayout (taca_core.layout): how many text
+tokens the model puts into its joint attention (its own padding included), where they sit,
+and how many visual tokens (noisy image, reference images) surround them. Attention calls
+whose keys are exactly that sequence are joint; shorter ones (refiners, image-only or
+text-only attention) are left alone. A row with `refused` names a family TACA cannot act on,
+and why. Adding a family is one row (and one test).
 """
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
+
+from .layout import TokenLayout
+
+# layout(diffusion_model, x, context, conds) -> TokenLayout, or None when the call has no text
+LayoutFn = Callable[..., Optional[TokenLayout]]
+
+
+def grid_tokens(shape, patch) -> int:
+    """Tokens of a latent whose trailing dims `shape` are cut into `patch` (padded up, as the models do)."""
+    shape = tuple(shape)[-len(patch):]
+    return math.prod(math.ceil(s / p) for s, p in zip(shape, patch))
+
+
+def _refs(conds, key="ref_latents"):
+    return conds.get(key) or []
+
+
+def _flux_like(dm, x, context, conds) -> Optional[TokenLayout]:
+    """[text | noisy image | reference images]; FLUX.2 pads its text to 512 before the model (counted)."""
+    if context is None:
+        return None
+    p = (dm.patch_size, dm.patch_size)
+    visual = grid_tokens(x.shape, p) + sum(grid_tokens(r.shape, p) for r in _refs(conds))
+    return TokenLayout(text=context.shape[1], after=visual)
+
+
+def _sd3(dm, x, context, conds) -> Optional[TokenLayout]:
+    """[registers | text | image]; register_length is 0 in the released SD3/SD3.5 checkpoints."""
+    if context is None:
+        return None
+    p = (dm.patch_size, dm.patch_size)
+    return TokenLayout(text=context.shape[1], registers=int(getattr(dm, "register_length", 0)),
+                       after=grid_tokens(x.shape, p))
 
 
 @dataclass(frozen=True)
-class MMDiTFamily:
+class Family:
     name: str
-    models: str  # for messages: which checkpoints this is
-    diffusion_model_classes: tuple
-    # attribute: count of learned tokens the model prepends to the text (SD3 registers)
-    text_prefix_attr: Optional[str] = None
-
-    def text_tokens(self, diffusion_model, context) -> int:
-        prefix = getattr(diffusion_model, self.text_prefix_attr, 0) if self.text_prefix_attr else 0
-        return int(prefix) + context.shape[1]
-
-    @staticmethod
-    def image_tokens(diffusion_model, x) -> int:
-        """Patches of the noisy latent; extra visual tokens (FLUX Kontext references) come after."""
-        p = diffusion_model.patch_size
-        return math.ceil(x.shape[-2] / p) * math.ceil(x.shape[-1] / p)
+    models: str  # for messages and the README: which checkpoints this is
+    classes: tuple  # diffusion-model class paths (module.qualname)
+    layout: Optional[LayoutFn] = None
+    refused: str = ""  # non-empty: TACA refuses this family, for this reason
 
 
 FAMILIES = (
-    MMDiTFamily("FLUX", "FLUX.1 dev/schnell/Kontext/Fill and same-architecture models",
-                ("comfy.ldm.flux.model.Flux",)),
-    MMDiTFamily("SD3", "SD3 and SD3.5 large/medium",
-                ("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",),
-                text_prefix_attr="register_length"),
+    Family("FLUX", "FLUX.1 dev/schnell/Kontext/Fill, FLUX.2 dev/klein, Ovis-Image, LongCat-Image and "
+                   "same-architecture models", ("comfy.ldm.flux.model.Flux",), _flux_like),
+    Family("SD3", "SD3 and SD3.5 large/medium",
+           ("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",), _sd3),
 )
 
 
@@ -43,22 +69,26 @@ def _class_path(obj) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
-def family_of(diffusion_model) -> Optional[MMDiTFamily]:
+def family_of(diffusion_model) -> Optional[Family]:
     path = _class_path(diffusion_model)
-    return next((f for f in FAMILIES if path in f.diffusion_model_classes), None)
+    return next((f for f in FAMILIES if path in f.classes), None)
 
 
 def supported_families() -> str:
-    return "; ".join(f"{f.name} ({f.models})" for f in FAMILIES)
+    return "; ".join(f"{f.name} ({f.models})" for f in FAMILIES if not f.refused)
 
 
-def require_family(node: str, model) -> MMDiTFamily:
-    """The family of a ComfyUI MODEL (ModelPatcher), or a ValueError naming node, model type and the fix."""
+def require_family(node: str, model) -> Family:
+    """The family of a ComfyUI MODEL (ModelPatcher), or a ValueError naming node, model, reason and the fix."""
     dm = model.model.diffusion_model
     family = family_of(dm)
     if family is None:
         raise ValueError(
             f"{node}: this model is {type(model.model).__name__} ({type(dm).__name__}), which has no joint "
             f"text-image attention for TACA to act on. Supported: {supported_families()}. "
+            "Remove the node from this model's path.")
+    if family.refused:
+        raise ValueError(
+            f"{node}: TACA does not support {family.name} ({type(model.model).__name__}): {family.refused} "
             "Remove the node from this model's path.")
     return family

@@ -9,15 +9,18 @@ nothing from ComfyUI.
 from dataclasses import dataclass
 
 from .attention import taca_split_attention
+from .layout import JOINT, UNEXPECTED, TokenLayout
 
 
 @dataclass
 class TacaCall:
-    """One model call during which gamma acts."""
+    """One model call during which gamma acts, and what its attention calls looked like."""
     gamma: float
-    txt_len: int
-    joint_len: int  # text + noisy-image tokens: shorter attention calls are not joint
-    fired: int = 0  # joint attention calls TACA changed
+    layout: TokenLayout
+    seen: int = 0        # attention calls that reached the override
+    fired: int = 0       # joint attention calls TACA changed
+    unexpected: int = 0  # attention calls skipped for their shape
+    unexpected_shape: tuple = ()  # (queries, keys) of the first one
 
 
 class TacaAttentionOverride:
@@ -33,12 +36,18 @@ class TacaAttentionOverride:
         return func(*args, **kwargs)
 
     def __call__(self, func, q, k, v, *rest, **kwargs):
-        # ComfyUI layouts: skip_reshape -> [B, H, L, D], else [B, L, H*D];
+        # ComfyUI layouts: skip_reshape -> [B, H, L, D], else [B, L, H*D] (or [B, L, H, D]);
         # the output is [B, H, L, D] only with skip_output_reshape.
         token_dim = 2 if kwargs.get("skip_reshape", False) else 1
-        n = q.shape[token_dim]
-        if n < self.call.joint_len or k.shape[token_dim] != n:
+        call = self.call
+        call.seen += 1
+        kind, spans = call.layout.classify(q.shape[token_dim], k.shape[token_dim])
+        if kind != JOINT:
+            if kind == UNEXPECTED:
+                call.unexpected += 1
+                call.unexpected_shape = call.unexpected_shape or (q.shape[token_dim], k.shape[token_dim])
             return self._next(func, q, k, v, *rest, **kwargs)
+        text_keys, text_queries = spans
         out_token_dim = 2 if kwargs.get("skip_output_reshape", False) else 1
 
         mask_is_positional = len(rest) >= 2  # (heads, mask, ...)
@@ -51,6 +60,6 @@ class TacaAttentionOverride:
                 return self._next(func, q_, k_, v_, *rest, **{**kwargs, "mask": mask_})
             return self._next(func, q_, k_, v_, *rest, **kwargs)
 
-        self.call.fired += 1
-        return taca_split_attention(attend, q, k, v, txt_len=self.call.txt_len, gamma=self.call.gamma,
-                                    token_dim=token_dim, out_token_dim=out_token_dim, mask=mask)
+        call.fired += 1
+        return taca_split_attention(attend, q, k, v, text_keys=text_keys, text_queries=text_queries,
+                                    gamma=call.gamma, token_dim=token_dim, out_token_dim=out_token_dim, mask=mask)

@@ -1,17 +1,21 @@
 """The two ComfyUI wrappers that drive TACA (duck-typed; no ComfyUI import).
 
 apply_model: per model call, decide from sigma whether gamma acts; if so, read
-this call's text length and install the TACA attention override for this call
-only, on a copy of transformer_options. Outside the window nothing is touched,
-so the output is bit-identical to the unpatched model.
+this call's token layout (from the family table) and install the TACA attention
+override for this call only, on a copy of transformer_options. Outside the window
+nothing is touched, so the output is bit-identical to the unpatched model.
 
-outer_sample: per sampling run, warn when gamma was due but no joint attention
-call ever reached the override (another node replaced the forward code).
+outer_sample: per sampling run, warn when gamma was due but TACA did not act on
+every model call, naming what it saw: no attention call at all (another node
+replaced the forward code), attention calls but none joint, or joint-length
+calls of an unexpected shape.
 """
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
 
-from .families import MMDiTFamily
+from .families import Family
 from .override import TacaAttentionOverride, TacaCall
 from .schedule import TacaSchedule
 
@@ -24,12 +28,52 @@ log = logging.getLogger("ComfyUI-TACA")
 
 @dataclass
 class TacaRun:
-    due: int = 0    # model calls in the TACA window
-    missed: int = 0  # of those, calls where no joint attention reached TACA
+    due: int = 0            # model calls in the TACA window
+    no_attention: int = 0   # of those, calls where no attention call reached TACA at all
+    no_joint: int = 0       # calls whose attention calls all were shorter than the joint sequence
+    unexpected: int = 0     # attention calls skipped for an unexpected shape (any model call)
+    example: Optional[TacaCall] = None  # a call that went wrong, for the message
+    lock: threading.Lock = field(default_factory=threading.Lock)  # multi-GPU work units record from threads
+
+    def record(self, call: TacaCall):
+        with self.lock:
+            self._record(call)
+
+    def _record(self, call: TacaCall):
+        self.due += 1
+        if call.seen == 0:
+            self.no_attention += 1
+        elif call.fired == 0 and call.unexpected == 0:
+            self.no_joint += 1
+        self.unexpected += call.unexpected
+        if (call.fired == 0 or call.unexpected) and self.example is None:
+            self.example = call
+
+    def problems(self) -> list:
+        out = []
+        if self.no_attention:
+            out.append(
+                f"on {self.no_attention} of {self.due} model call(s) in the TACA window no attention call reached "
+                "TACA at all: another node has replaced the model's forward code (caching nodes such as TeaCache "
+                "do this) or the model calls attention without transformer_options. Bypass that node, or TACA, "
+                "for this model")
+        if self.no_joint:
+            out.append(
+                f"on {self.no_joint} of {self.due} model call(s) attention calls reached TACA but none was a joint "
+                f"text-image call of the expected length ({self.example.layout.describe()}), so TACA did not act "
+                "there. A node that changes the token sequence (text, image size, reference images) may be the "
+                "cause")
+        if self.unexpected:
+            q, k = self.example.unexpected_shape if self.example.unexpected else ("?", "?")
+            out.append(
+                f"{self.unexpected} attention call(s) had a shape TACA did not expect (e.g. {q} queries x {k} keys; "
+                f"expected {self.example.layout.describe()}) and were left without TACA. A node that adds or "
+                "caches tokens may be the cause")
+        return out
 
 
 class TacaApplyModelWrapper:
-    def __init__(self, schedule: TacaSchedule, family: MMDiTFamily):
+    def __init__(self, schedule: TacaSchedule, family: Family):
         self.schedule = schedule
         self.family = family
 
@@ -37,20 +81,20 @@ class TacaApplyModelWrapper:
                  transformer_options={}, **kwargs):
         base_model = executor.class_obj
         gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
-        if gamma == 1.0 or c_crossattn is None:
+        layout = None
+        if gamma != 1.0:
+            layout = self.family.layout(base_model.diffusion_model, x, c_crossattn, kwargs)
+        if layout is None or layout.text <= 0:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
-        dm = base_model.diffusion_model
-        txt_len = self.family.text_tokens(dm, c_crossattn)
-        call = TacaCall(gamma, txt_len, txt_len + self.family.image_tokens(dm, x))
+        call = TacaCall(gamma, layout)
         options = transformer_options.copy()
         options[OVERRIDE_KEY] = TacaAttentionOverride(call, options.get(OVERRIDE_KEY))
         out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
 
         run = transformer_options.get(RUN_KEY)
         if run is not None:
-            run.due += 1
-            run.missed += call.fired == 0
+            run.record(call)
         return out
 
 
@@ -61,10 +105,5 @@ def taca_outer_sample_wrapper(executor, *args, **kwargs):
         return executor(*args, **kwargs)
     finally:
         options.pop(RUN_KEY, None)
-        if run.missed:
-            log.warning(
-                "TACA Model Patch: gamma was due on %d model call(s) of this sampling run, but on %d of them "
-                "no joint attention call reached TACA, so TACA did not act there. Another node has probably "
-                "replaced the model's forward code (caching nodes such as TeaCache do this) or calls attention "
-                "without transformer_options. Bypass that node, or TACA, for this model.",
-                run.due, run.missed)
+        for problem in run.problems():
+            log.warning("TACA Model Patch: gamma was due, but %s.", problem)
