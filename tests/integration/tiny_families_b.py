@@ -32,6 +32,7 @@ NEEDS = {
     "omnigen2": ("comfy.ldm.omnigen.omnigen2", "Omnigen2"),
     "boogu": ("comfy.ldm.boogu.model", "Boogu"),
     "hidream_o1": ("comfy.ldm.hidream_o1.model", "HiDreamO1"),
+    "seedvr2": ("comfy.ldm.seedvr.model", "SeedVR2"),
 }
 
 
@@ -92,15 +93,21 @@ def tiny_hidream(seed=0):
         llama_layers=list(range(HIDREAM["llama_layers"]))), seed)
 
 
-def hidream_conds(txt, batch=1, seed=0, neg_txt=None, llama_txt=None, neg_llama_txt=None):
-    """txt: T5 tokens; llama_txt: llama tokens (default txt - 3). Per-block text = txt + 2 * llama_txt."""
+def hidream_conds(txt, batch=1, seed=0, neg_txt=None, llama_txt=None, neg_llama_txt=None, edit_hw=None):
+    """txt: T5 tokens; llama_txt: llama tokens (default txt - 3). Per-block text = txt + 2 * llama_txt.
+
+    edit_hw: (h, w) of a HiDream-E1 reference latent (concat_latent_image) on both conds.
+    """
     g = torch.Generator().manual_seed(seed)
+    edit = None if edit_hw is None else _randn(g, 1, 16, *edit_hw)
 
     def one(lengths):
         t5, ll = lengths
-        return [[_randn(g, batch, t5, HIDREAM["t5_dim"]), {
-            "pooled_output": _randn(g, batch, HIDREAM["pooled"]),
-            "conditioning_llama3": _randn(g, batch, HIDREAM["llama_layers"], ll, HIDREAM["llama_dim"])}]]
+        extra = {"pooled_output": _randn(g, batch, HIDREAM["pooled"]),
+                 "conditioning_llama3": _randn(g, batch, HIDREAM["llama_layers"], ll, HIDREAM["llama_dim"])}
+        if edit is not None:
+            extra["concat_latent_image"] = edit
+        return [[_randn(g, batch, t5, HIDREAM["t5_dim"]), extra]]
     llama_txt = max(1, txt - 3) if llama_txt is None else llama_txt
     neg = txt if neg_txt is None else neg_txt
     neg_llama = max(1, neg - 3) if neg_llama_txt is None else neg_llama_txt
@@ -293,15 +300,18 @@ def tiny_hidream_o1(seed=0):
                                       vision_config_overrides=dict(O1_VISION)), seed)
 
 
-def hidream_o1_conds(txt, batch=1, seed=0, neg_txt=None):
-    """txt prompt tokens inside the chat template HiDream-O1's tokenizer builds (11 template tokens).
+def hidream_o1_conds(txt, batch=1, seed=0, neg_txt=None, ref_images=0):
+    """txt prompt tokens inside the chat template HiDream-O1's tokenizer builds (10 template tokens).
 
     The cond carries text_input_ids (the model embeds them itself) and a surrogate cross_attn, as
     comfy.text_encoders.hidream_o1 emits. batch must be 1 (ComfyUI's HiDream-O1 conds are per prompt).
+    ref_images: that many 64x64 RGB reference images (edit mode: ViT tokens spliced into the prefix,
+    32x32 patches after the target).
     """
     from comfy.text_encoders import hidream_o1 as te
     assert batch == 1, "HiDream-O1 text_input_ids are per prompt"
     g = torch.Generator().manual_seed(seed)
+    refs = [torch.rand(1, 64, 64, 3, generator=g) for _ in range(ref_images)]
 
     def one(length):
         words = torch.randint(1000, 100000, (length,), generator=g).tolist()
@@ -309,11 +319,21 @@ def hidream_o1_conds(txt, batch=1, seed=0, neg_txt=None):
                [te.IM_END_ID, te.NEWLINE_ID, te.IM_START_ID, te.ASSISTANT_ID, te.NEWLINE_ID,
                 te.BOI_TOKEN_ID, te.TMS_TOKEN_ID])
         input_ids = torch.tensor([ids], dtype=torch.long)
-        return [[input_ids.unsqueeze(-1).float(), {"text_input_ids": input_ids}]]
+        extra = {"text_input_ids": input_ids}
+        if refs:
+            extra["reference_latents"] = refs
+        return [[input_ids.unsqueeze(-1).float(), extra]]
     return _pair(one, txt, neg_txt)
 
 
-O1_TEMPLATE_TOKENS = 11
+O1_TEMPLATE_TOKENS = 10  # 3 before the prompt, 7 after it (the last, tms, opens the generation rows)
+
+
+# ---------------------------------------------------------------- SeedVR2 (refused; built, never sampled)
+def tiny_seedvr2(seed=0):
+    return _build("seedvr2", dict(
+        image_model="seedvr2", norm_eps=1e-5, num_layers=2, mlp_type="swiglu", vid_dim=32, heads=2, head_dim=16,
+        mm_layers=2, rope_dim=8), seed)
 
 
 # ---------------------------------------------------------------- the table
