@@ -22,31 +22,115 @@ LayoutFn = Callable[..., Optional[TokenLayout]]
 
 
 def grid_tokens(shape, patch) -> int:
-    """Tokens of a latent whose trailing dims `shape` are cut into `patch` (padded up, as the models do)."""
-    shape = tuple(shape)[-len(patch):]
-    return math.prod(math.ceil(s / p) for s, p in zip(shape, patch))
+    """Tokens per sample of a latent [B, C, *dims] cut into `patch` (padded up, as the models do).
+
+    patch aligns with the trailing dims: a 2-D patch on a [B, C, T, H, W] latent counts one frame.
+    """
+    dims = tuple(shape)[2:]
+    patch = tuple(patch)[-len(dims):]
+    return math.prod(math.ceil(s / p) for s, p in zip(dims[-len(patch):], patch))
+
+
+def _floor_tokens(shape, p) -> int:
+    return (shape[-2] // p) * (shape[-1] // p)
+
+
+def _pad_up(n: int, multiple) -> int:
+    return n + (-n) % multiple if multiple else n
 
 
 def _refs(conds, key="ref_latents"):
     return conds.get(key) or []
 
 
-def _flux_like(dm, x, context, conds) -> Optional[TokenLayout]:
-    """[text | noisy image | reference images]; FLUX.2 pads its text to 512 before the model (counted)."""
-    if context is None:
-        return None
+def _len(t) -> int:
+    return 0 if t is None else t.shape[1]
+
+
+# ---- one layout function per token arrangement; each mirrors its model's own forward ----
+
+def _flux(dm, x, context, conds):
+    """[text | noisy image | reference images]. FLUX.2 left-pads its text to 512 in extra_conds (counted)."""
     p = (dm.patch_size, dm.patch_size)
-    visual = grid_tokens(x.shape, p) + sum(grid_tokens(r.shape, p) for r in _refs(conds))
+    return TokenLayout(text=context.shape[1],
+                       after=grid_tokens(x.shape, p) + sum(grid_tokens(r.shape, p) for r in _refs(conds)))
+
+
+def _text_then_image(dm, x, context, conds):
+    """[text | image]; the model ignores reference latents (Chroma, Chroma Radiance)."""
+    return TokenLayout(text=context.shape[1], after=grid_tokens(x.shape, (dm.patch_size, dm.patch_size)))
+
+
+def _sd3(dm, x, context, conds):
+    """[registers | text | image]; register_length is 0 in the released SD3/SD3.5 checkpoints."""
+    return TokenLayout(text=context.shape[1], registers=int(getattr(dm, "register_length", 0)),
+                       after=grid_tokens(x.shape, (dm.patch_size, dm.patch_size)))
+
+
+def _aura(dm, x, context, conds):
+    """[8 learned registers | text | image], in the double and the single (joint cx) layers."""
+    return TokenLayout(text=context.shape[1], registers=dm.register_tokens.shape[1],
+                       after=grid_tokens(x.shape, (dm.patch_size, dm.patch_size)))
+
+
+def _qwen(dm, x, context, conds):
+    """[text | noisy image | reference images]; latents [B, C, T, H, W] in patches of (1, p, p)."""
+    p = (1, dm.patch_size, dm.patch_size)
+    return TokenLayout(text=context.shape[1],
+                       after=grid_tokens(x.shape, p) + sum(grid_tokens(r.shape, p) for r in _refs(conds)))
+
+
+def _krea2(dm, x, context, conds):
+    """[text | image | references]: video latents run frame by frame; references only with a ref method."""
+    p = (dm.patch, dm.patch)
+    visual = grid_tokens(x.shape, p)  # a 2-D patch on [B, C, T, H, W] counts one frame
+    if conds.get("ref_latents_method", dm.default_ref_method) is not None:
+        visual += sum(grid_tokens(r.shape, p) for r in _refs(conds))
     return TokenLayout(text=context.shape[1], after=visual)
 
 
-def _sd3(dm, x, context, conds) -> Optional[TokenLayout]:
-    """[registers | text | image]; register_length is 0 in the released SD3/SD3.5 checkpoints."""
-    if context is None:
-        return None
-    p = (dm.patch_size, dm.patch_size)
-    return TokenLayout(text=context.shape[1], registers=int(getattr(dm, "register_length", 0)),
-                       after=grid_tokens(x.shape, p))
+def _lumina(dm, x, context, conds):
+    """[captions | SigLIP | reference images | noisy image], each part padded by Z-Image to its multiple.
+
+    Older releases (no pad_tokens_multiple) keep the first num_tokens caption tokens.
+    """
+    p = dm.patch_size
+    if not hasattr(dm, "pad_tokens_multiple"):  # ComfyUI < 0.8: captions cut to num_tokens
+        return TokenLayout(text=int(conds.get("num_tokens", context.shape[1])), after=grid_tokens(x.shape, (p, p)))
+    m = dm.pad_tokens_multiple
+    refs = _refs(conds)
+    if not refs:
+        return TokenLayout(text=_pad_up(context.shape[1], m), after=_pad_up(grid_tokens(x.shape, (p, p)), m))
+    # Z-Image omni (patchify_and_embed): every reference brings a caption (or m pad tokens), SigLIP
+    # features (or m pad tokens) and its latent; then the main caption, m SigLIP pad tokens, the noisy
+    # latent, and captions beyond the references.
+    contexts, siglips = _refs(conds, "ref_contexts"), _refs(conds, "siglip_feats")
+    use_siglip = getattr(dm, "siglip_embedder", None) is not None
+    siglip_pad = m if getattr(dm, "siglip_pad_token", None) is not None else 0
+    text = visual = 0
+    for i, ref in enumerate(refs):
+        con = contexts[i] if i < len(contexts) else None
+        text += _pad_up(con.shape[1], m) if con is not None else m
+        if use_siglip:
+            sig = siglips[i] if i < len(siglips) else None
+            visual += _pad_up(sig.shape[1] * sig.shape[2], m) if sig is not None else siglip_pad
+        visual += _pad_up(_floor_tokens(ref.shape, p), m)
+    text += _pad_up(context.shape[1], m) + sum(_pad_up(c.shape[1], m) for c in contexts[len(refs):])
+    visual += (siglip_pad if use_siglip else 0) + _pad_up(grid_tokens(x.shape, (p, p)), m)
+    return TokenLayout(text=text, after=visual)
+
+
+def _hunyuan(dm, x, context, conds):
+    """[vision | text | references | image]: the text stream is the LLM text with byT5 glyph tokens
+    (after it for HunyuanImage 2.1, before it for HunyuanVideo 1.5); SigLIP image features in front of
+    it (image-to-video) are not text: they are left alone like registers."""
+    byt5 = _len(conds.get("txt_byt5")) if getattr(dm, "byt5_in", None) is not None else 0
+    vision = _len(conds.get("clip_fea")) if getattr(dm, "vision_in", None) is not None else 0
+    patch = dm.patch_size
+    visual = grid_tokens(x.shape, patch)
+    if conds.get("ref_latent") is not None:
+        visual += grid_tokens(conds["ref_latent"].shape, patch)
+    return TokenLayout(text=context.shape[1] + byt5, registers=vision, after=visual)
 
 
 @dataclass(frozen=True)
@@ -57,12 +141,29 @@ class Family:
     layout: Optional[LayoutFn] = None
     refused: str = ""  # non-empty: TACA refuses this family, for this reason
 
+    def call_layout(self, diffusion_model, x, context, conds) -> Optional[TokenLayout]:
+        """The layout of one model call, or None when it has no text."""
+        if context is None or context.shape[1] == 0:
+            return None
+        return self.layout(diffusion_model, x, context, conds)
+
 
 FAMILIES = (
     Family("FLUX", "FLUX.1 dev/schnell/Kontext/Fill, FLUX.2 dev/klein, Ovis-Image, LongCat-Image and "
-                   "same-architecture models", ("comfy.ldm.flux.model.Flux",), _flux_like),
+                   "same-architecture models", ("comfy.ldm.flux.model.Flux",), _flux),
     Family("SD3", "SD3 and SD3.5 large/medium",
            ("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",), _sd3),
+    Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
+           ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
+            "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), _qwen),
+    Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
+           ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), _lumina),
+    Family("Krea2", "Krea 2", ("comfy.ldm.krea2.model.SingleStreamDiT",), _krea2),
+    Family("Chroma", "Chroma, Chroma Radiance",
+           ("comfy.ldm.chroma.model.Chroma", "comfy.ldm.chroma_radiance.model.ChromaRadiance"), _text_then_image),
+    Family("HunyuanVideo", "HunyuanVideo, HunyuanVideo 1.5, HunyuanImage 2.1",
+           ("comfy.ldm.hunyuan_video.model.HunyuanVideo",), _hunyuan),
+    Family("AuraFlow", "AuraFlow", ("comfy.ldm.aura.mmdit.MMDiT",), _aura),
     Family("HiDream", "HiDream-I1 full/dev/fast, HiDream-E1 (edit)",
            ("comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",), fl.hidream),
     Family("Lens", "Microsoft Lens", ("comfy.ldm.lens.model.LensTransformer2DModel",), fl.image_then_text),

@@ -83,7 +83,7 @@ class TacaApplyModelWrapper:
         gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
         layout = None
         if gamma != 1.0:
-            layout = self.family.layout(base_model.diffusion_model, x, c_crossattn, kwargs)
+            layout = self.family.call_layout(base_model.diffusion_model, x, c_crossattn, kwargs)
         if layout is None or layout.text <= 0:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 

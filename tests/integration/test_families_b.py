@@ -17,10 +17,13 @@ from comfy_env import import_comfy
 
 import_comfy()
 
+import comfy.samplers  # noqa: E402
+
 from pack import load_pack  # noqa: E402
 from tiny_families_b import O1_TEMPLATE_TOKENS, TINY, skip_unless_available, tiny_seedvr2  # noqa: E402
 
 TACAModelPatch = importlib.import_module(load_pack().__name__ + ".nodes.taca_model_patch").TACAModelPatch
+schedule = importlib.import_module(load_pack().__name__ + ".taca_core.schedule")
 GAMMA = 1.5
 POS, NEG = 6, 4  # prompt lengths of the positive and the negative
 
@@ -191,6 +194,36 @@ def test_gamma_one_is_bit_identical(case):
     skip_unless_available(name)
     base = model_of(name)
     assert torch.equal(run(name, patch(base, gamma=1.0), cond_kw), run(name, base, cond_kw))
+
+
+SUPPORTED = sorted({name for name, _, _ in CASES.values()})
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_steps_below_the_cutoff_are_bit_identical(name):
+    """denoise 0.6 of 5 steps starts below sigma 0.99 for every shift here: a cutoff of 990 never acts."""
+    skip_unless_available(name)
+    base = model_of(name)
+    first = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "simple", 5)[2]
+    assert float(first) < 0.99
+
+    def partial(model):
+        if name == "hidream_o1":
+            model.model.diffusion_model.clear_kv_cache()
+        return TINY[name].sample(model, POS, neg_txt=NEG, cfg=2.0, steps=5, denoise=0.6)
+    plain = partial(base)
+    assert not torch.equal(partial(patch(base, 2.0, cutoff=0)), plain)
+    assert torch.equal(partial(patch(base, 2.0, cutoff=990)), plain)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_window_is_the_papers_timestep_for_this_model_sampling(name):
+    """Flow models all (multiplier 1 or 1000, FLUX-style or discrete shift): the paper's timestep is 1000 * sigma."""
+    skip_unless_available(name)
+    ms = model_of(name).get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "simple", 8)[:-1]
+    torch.testing.assert_close(schedule.paper_timestep(ms, sigmas), 1000 * sigmas.double(), atol=1e-6, rtol=1e-6)
+    assert float(schedule.paper_timestep(ms, ms.sigma_max)) == pytest.approx(1000.0)
 
 
 @pytest.mark.parametrize("case", ["pixeldit", "omnigen2_ref", "boogu_ref", "mochi_padded"])

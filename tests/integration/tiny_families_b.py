@@ -348,12 +348,14 @@ class TinyFamily:
     def latent(self, batch=1):
         return torch.zeros(batch, *self.latent_shape)
 
-    def sample(self, model, txt, *, neg_txt=None, cfg=1.0, batch=1, cond_batch=1, steps=3, seed=0, **cond_kw):
+    def sample(self, model, txt, *, neg_txt=None, cfg=1.0, batch=1, cond_batch=1, steps=3, seed=0, denoise=1.0,
+               **cond_kw):
         """comfy.sample.sample on a `batch` latent. Conds are one prompt (cond_batch 1) as text encoders
         emit them, repeated by ComfyUI to the batch; Mochi / OmniGen2 / Boogu count num_tokens over the
         whole cond batch, so only cond_batch 1 is valid for them."""
         pos, neg = self.conds(txt, batch=cond_batch, seed=seed, neg_txt=neg_txt, **cond_kw)
-        return run_sample(model, pos, neg, steps=steps, cfg=cfg, seed=seed, latent=self.latent(batch))
+        return run_sample(model, pos, neg, steps=steps, cfg=cfg, seed=seed, latent=self.latent(batch),
+                          denoise=denoise)
 
 
 TINY = {f.name: f for f in (
