@@ -17,12 +17,17 @@ from comfy_env import import_comfy
 
 import_comfy()
 
+import comfy.lora  # noqa: E402
 import comfy.samplers  # noqa: E402
+import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelOnly)
+from safetensors.torch import save_file  # noqa: E402
 
 from pack import load_pack  # noqa: E402
 from tiny_families_b import O1_TEMPLATE_TOKENS, TINY, skip_unless_available, tiny_seedvr2  # noqa: E402
 
+env = import_comfy()
 TACAModelPatch = importlib.import_module(load_pack().__name__ + ".nodes.taca_model_patch").TACAModelPatch
+TACALoraLoader = importlib.import_module(load_pack().__name__ + ".nodes.taca_lora_loader").TACALoraLoader
 schedule = importlib.import_module(load_pack().__name__ + ".taca_core.schedule")
 GAMMA = 1.5
 POS, NEG = 6, 4  # prompt lengths of the positive and the negative
@@ -274,3 +279,49 @@ def test_ernie_attention_never_reaches_transformer_options():
     counter = CallCounter()
     out = TINY["ernie"].sample(with_override(model_of("ernie"), counter), POS, neg_txt=NEG, cfg=2.0, steps=2)
     assert torch.isfinite(out).all() and not counter.calls
+
+
+# ------------------------------------------------------------------ the TACA LoRA Loader
+# Layer names per format, from the model's own attention weights: ComfyUI's (diffusion_model.*), plus
+# the trainer formats ComfyUI maps for that family (comfy/lora.py): SimpleTuner's transformer.* for
+# HiDream, the official bare names of Mochi and OmniGen2 (Boogu is an OmniGen2 to ComfyUI).
+LORA_FORMATS = {"hidream": "transformer.", "mochi": "", "omnigen2": "", "boogu": ""}
+
+
+@pytest.fixture(scope="module")
+def lora_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("loras_b")
+    env.folder_paths.add_model_folder_path("loras", str(d))
+    return d
+
+
+def write_attention_lora(path, model, prefix, rank=2, seed=0):
+    key_map = comfy.lora.model_lora_keys_unet(model.model, {})
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, w in model.model.state_dict().items():
+        if not (key.startswith("diffusion_model.") and key.endswith(".weight") and w.ndim == 2 and ("attn" in key or "attention" in key)):
+            continue
+        name = prefix + key[len("diffusion_model."):-len(".weight")]
+        assert key_map.get(name) == key, f"ComfyUI does not map {name}"
+        sd[f"{name}.lora_down.weight"] = torch.randn(rank, w.shape[1], generator=g) * 0.5 / w.shape[1] ** 0.5
+        sd[f"{name}.lora_up.weight"] = torch.randn(w.shape[0], rank, generator=g) * 0.5
+        sd[f"{name}.alpha"] = torch.tensor(float(rank))
+    assert sd
+    save_file(sd, str(path))
+    return path.name
+
+
+@pytest.mark.parametrize("name,fmt", [(n, "diffusion_model.") for n in SUPPORTED] +
+                         [(n, p) for n, p in LORA_FORMATS.items()])
+def test_taca_lora_loader_applies_the_lora_while_taca_acts(lora_dir, name, fmt):
+    """With TACA acting on every step, the TACA LoRA equals ComfyUI's own LoRA loading plus TACA."""
+    skip_unless_available(name)
+    base = model_of(name)
+    lora = write_attention_lora(lora_dir / f"{name}_{fmt or 'bare'}.safetensors", base, fmt)
+    ours = TACALoraLoader.execute(model=base, lora_name=lora, strength=1.0, active="while TACA acts").result[0]
+    comfys = comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, lora, 1.0)[0]
+    got = run(name, patch(ours), {}, batch=1)
+    want = run(name, patch(comfys), {}, batch=1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert (got - run(name, patch(base), {}, batch=1)).abs().max() > 1e-3, "the LoRA had no effect"
