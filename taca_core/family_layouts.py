@@ -1,22 +1,19 @@
 """Layout functions of the image-first, masked, padded and prefix-cached families of the table.
 
 Each is `layout(diffusion_model, x, context, conds) -> TokenLayout or None`, as families.py
-describes; the row that uses it is in families.py. What each family's joint attention looks like
-in ComfyUI (0.33.0 unless said otherwise) is noted on the function.
+describes (called only with text: Family.call_layout); the row that uses it is in families.py.
+What each family's joint attention looks like in ComfyUI 0.33.0 is noted on the function.
 """
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 from .layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
 
 
-def grid_tokens(shape, patch) -> int:
-    """Tokens of a latent whose trailing dims `shape` are cut into `patch` (padded up, as the models do)."""
-    shape = tuple(shape)[-len(patch):]
-    n = 1
-    for s, p in zip(shape, patch):
-        n *= -(-s // p)
-    return n
+def _patches(dims, patch) -> int:
+    """Patches of a grid of size `dims` cut into `patch` (padded up, as the models do)."""
+    return math.prod(math.ceil(d / p) for d, p in zip(dims, patch))
 
 
 def _refs(conds, key="ref_latents"):
@@ -30,11 +27,11 @@ def hidream(dm, x, context, conds) -> Optional[TokenLayout]:
     before patchifying: it is part of the image grid.
     """
     llama = conds.get("encoder_hidden_states_llama3")
-    if context is None or llama is None:
+    if llama is None:
         return None
     w = x.shape[-1] + (conds["image_cond"].shape[-1] if conds.get("image_cond") is not None else 0)
     p = (dm.patch_size, dm.patch_size)
-    return TokenLayout(before=grid_tokens((x.shape[-2], w), p), text=context.shape[1] + 2 * llama.shape[2])
+    return TokenLayout(before=_patches((x.shape[-2], w), p), text=context.shape[1] + 2 * llama.shape[2])
 
 
 def image_then_text(dm, x, context, conds) -> Optional[TokenLayout]:
@@ -42,27 +39,21 @@ def image_then_text(dm, x, context, conds) -> Optional[TokenLayout]:
 
     Lens always passes a key mask (padded text keys masked); an empty negative has no text.
     """
-    if context is None:
-        return None
     return TokenLayout(before=x.shape[-2] * x.shape[-1], text=context.shape[1])
 
 
 def joyimage(dm, x, context, conds) -> Optional[TokenLayout]:
     """[target | reference latents | text], 5-D latents cut into patch_size (t, h, w)."""
-    if context is None:
-        return None
-    p = tuple(dm.patch_size)
-    visual = grid_tokens(x.shape, p) + sum(grid_tokens(r.shape, p) for r in _refs(conds))
+    p = tuple(dm.patch_size)  # (t, h, w)
+    visual = sum(_patches(lat.shape[-3:], p) for lat in [x, *_refs(conds)])
     return TokenLayout(before=visual, text=context.shape[1])
 
 
 def mochi(dm, x, context, conds) -> Optional[TokenLayout]:
     """[video | text[:num_tokens]]: every block cuts the text to the attention mask's token count."""
-    if context is None:
-        return None
     p = dm.patch_size
     text = min(int(conds.get("num_tokens", 256)), context.shape[1])  # 256: forward's default
-    return TokenLayout(before=grid_tokens(x.shape, (1, p, p)), text=text)
+    return TokenLayout(before=_patches(x.shape[-3:], (1, p, p)), text=text)
 
 
 def pixeldit(dm, x, context, conds) -> Optional[TokenLayout]:
@@ -71,19 +62,15 @@ def pixeldit(dm, x, context, conds) -> Optional[TokenLayout]:
     ComfyUI batches cond and uncond of different lengths by repeating both to a common length
     (CONDCrossAttn) before the model truncates: the context here is already that.
     """
-    if context is None:
-        return None
     p = (dm.patch_size, dm.patch_size)
-    return TokenLayout(text=min(context.shape[1], dm.txt_max_length), after=grid_tokens(x.shape, p))
+    return TokenLayout(text=min(context.shape[1], dm.txt_max_length), after=_patches(x.shape[-2:], p))
 
 
 def text_then_image(dm, x, context, conds) -> Optional[TokenLayout]:
-    """[text | image], the latent already patch-packed: Ideogram4 (None context = image-only pass).
+    """[text | image], the latent already patch-packed: Ideogram4 (no context: an image-only pass).
 
     With padded text Ideogram4 passes a per-query-row (block-diagonal) mask.
     """
-    if context is None:
-        return None
     return TokenLayout(text=context.shape[1], after=x.shape[-2] * x.shape[-1])
 
 
@@ -92,10 +79,8 @@ def omnigen2(dm, x, context, conds) -> Optional[TokenLayout]:
 
     The caption, noise and reference refiners (and Boogu's image self-attention) are shorter.
     """
-    if context is None:
-        return None
     p = (dm.patch_size, dm.patch_size)
-    visual = sum(grid_tokens(r.shape, p) for r in _refs(conds)) + grid_tokens(x.shape, p)
+    visual = sum(_patches(lat.shape[-2:], p) for lat in [*_refs(conds), x])
     return TokenLayout(text=context.shape[1], after=visual)
 
 
@@ -116,8 +101,7 @@ class GenerationRowsLayout(TokenLayout):
         return UNEXPECTED, None
 
 
-# Qwen3-VL vision markers (comfy.text_encoders.hidream_o1); kept here to stay free of ComfyUI imports.
-VISION_START_ID, VISION_END_ID, IMAGE_TOKEN_ID = 151652, 151653, 151655
+VISION_END_ID = 151653  # Qwen3-VL <|vision_end|> (comfy.text_encoders.hidream_o1; no ComfyUI import here)
 
 
 def hidream_o1(dm, x, context, conds) -> Optional[TokenLayout]:
