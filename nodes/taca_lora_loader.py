@@ -7,7 +7,7 @@ import folder_paths
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io
 
-from ..taca_core.families import FAMILIES, require_family
+from ..taca_core.families import require_family
 from ..taca_core.lora_file import LoraFileError, load_lora_state_dict
 from ..taca_core.lora_keys import guess_lora_family, lora_layer_names
 from ..taca_core.lora_switch import LoraSwitch, SwitchedLoraWeight, TacaLoraApplyModelWrapper
@@ -23,12 +23,13 @@ def _check_lora_matches(family, lora_sd, model, lora_name):
     layers = lora_layer_names(comfy.lora_convert.convert_lora(lora_sd).keys())
     matched = layers & key_map.keys()
     looks_like = guess_lora_family(lora_sd.keys())
-    other_family = looks_like in {f.name for f in FAMILIES} and looks_like != family.name
-    if other_family or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
+    # names of another family, and some layers unmatched: a LoRA for another model that shares a few names
+    other_family = looks_like.families is not None and family.name not in looks_like.families
+    if (other_family and matched != layers) or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
         unmatched = sorted(layers - matched)
         raise ValueError(
             f"{NODE}: '{lora_name}' matches {len(matched)} of its {len(layers)} layers in this {family.name} "
-            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {looks_like} "
+            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {looks_like.label} "
             f"LoRA. Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
 
 
@@ -77,7 +78,8 @@ class TACALoraLoader(io.ComfyNode):
                 "acts, following the TACA Model Patch's timestep_cutoff (put the two nodes in either order). "
                 "The LoRA alone does not improve alignment: use it with TACA Model Patch."),
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX or SD3/SD3.5 model. The input model is not modified."),
+                io.Model.Input("model", tooltip="A model TACA Model Patch supports (FLUX, SD3/SD3.5, Qwen-Image, "
+                                                "Z-Image, Krea 2, ...). The input model is not modified."),
                 io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
                                tooltip="A .safetensors LoRA in ComfyUI's models/loras folder. Pickled "
                                        ".pt/.ckpt files are refused."),

@@ -41,13 +41,16 @@ class TACAModelPatch(io.ComfyNode):
             display_name="TACA Model Patch",
             category="model_patches/TACA",
             description=(
-                "Temperature-Adjusted Cross-modal Attention (TACA, ICCV 2025) for FLUX and SD3/SD3.5: "
-                "multiplies the image-to-text attention logits by gamma during the early, high-noise steps, "
-                "which improves text-image alignment (object counts, attributes, spatial relations). "
-                "Paper defaults: gamma 1.2, timestep_cutoff 970. Applying it twice keeps only the last "
-                "patch's settings."),
+                "Temperature-Adjusted Cross-modal Attention (TACA, ICCV 2025) for models whose text and image "
+                "tokens share one attention (FLUX.1/FLUX.2, SD3/SD3.5, Qwen-Image, Z-Image/Lumina 2, Krea 2, "
+                "Chroma, HunyuanVideo/HunyuanImage 2.1, AuraFlow, ...; the README lists them all): multiplies "
+                "the image-to-text attention logits by gamma during the early, high-noise steps, which improves "
+                "text-image alignment (object counts, attributes, spatial relations). Paper defaults (gamma 1.2, "
+                "timestep_cutoff 970), validated by the paper on FLUX.1-dev and SD3.5 medium only. Applying it "
+                "twice keeps only the last patch's settings."),
             inputs=[
-                io.Model.Input("model", tooltip="A FLUX or SD3/SD3.5 model. The input model is not modified."),
+                io.Model.Input("model", tooltip="A model with joint text-image attention (FLUX, SD3/SD3.5, "
+                                                "Qwen-Image, Z-Image, Krea 2, ...). The input model is not modified."),
                 io.Float.Input(
                     "gamma", default=PAPER_GAMMA, min=GAMMA_RANGE[0], max=GAMMA_RANGE[1], step=0.01,
                     tooltip="Temperature on the image-query x text-key attention logits (paper: 1.2). "
@@ -56,7 +59,8 @@ class TACAModelPatch(io.ComfyNode):
                 io.Int.Input(
                     "timestep_cutoff", default=PAPER_TIMESTEP_CUTOFF, min=0, max=1000, step=1,
                     tooltip="gamma acts while the model timestep (0-1000, 1000 = pure noise) is at or above "
-                            "this value (paper: 970, i.e. sigma >= 0.97 for FLUX/SD3). Lower it to act on "
+                            "this value (paper: 970; every supported model is a flow model, where that is "
+                            "sigma >= 0.97). Lower it to act on "
                             "more steps; 1000 acts only on the very first step."),
             ],
             outputs=[io.Model.Output(tooltip="The model with TACA (a patched clone).")],

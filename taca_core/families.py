@@ -189,6 +189,10 @@ FAMILIES = (
            refused="it is a restoration model whose 'text' is a fixed embedding stored in the checkpoint, not "
                    "a prompt, so there is no prompt alignment for TACA to improve; its windowed attention is "
                    "also called without transformer_options, so TACA could not act."),
+    Family("Qwen-Image 2.1", "Qwen-Image 2.1", ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",),
+           refused="its block-causal attention runs one call per text or image segment, splices reference images "
+                   "into the text and caches the text prefix across steps; ComfyUI releases this pack is tested on "
+                   "(up to 0.33.0) do not have it, so TACA for it is neither implemented nor tested yet."),
 )
 
 

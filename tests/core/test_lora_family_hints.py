@@ -27,9 +27,14 @@ from taca_core.lora_keys import guess_lora_family
     ("diffusion_model.language_model.layers.0.self_attn.q_proj", "HiDream-O1"),
     ("transformer.layers.0.self_attention.to_k", "ErnieImage"),
     ("lora_unet_layers_3_self_attention_to_k", "ErnieImage"),
+    # names Lumina 2 / Qwen-Image share the shape of
+    ("diffusion_model.layers.0.attention.o", "Ideogram4"),
+    ("layers.3.feed_forward.linear_2", "OmniGen2"),
+    ("noise_refiner.0.attn.to_q", "OmniGen2"),  # Lumina's refiners use attention.qkv... but not attn.to_q
+    ("transformer_blocks.0.img_mlp.w2", "Lens"),
 ])
 def test_layer_names_name_their_family(layer, family):
-    assert guess_lora_family([f"{layer}.lora_down.weight", f"{layer}.lora_up.weight"]) == family
+    assert guess_lora_family([f"{layer}.lora_down.weight", f"{layer}.lora_up.weight"]) == (family, (family,))
 
 
 OURS = ("JoyImage", "Lens", "HiDream", "Boogu", "OmniGen2", "PixelDiT", "Mochi", "Ideogram4", "HiDream-O1",
@@ -45,12 +50,15 @@ OURS = ("JoyImage", "Lens", "HiDream", "Boogu", "OmniGen2", "PixelDiT", "Mochi",
     "diffusion_model.blocks.0.adaln_modulation_self_attn.1",  # Cosmos
     "diffusion_model.transformer_blocks.0.caption_projection.linear_1",  # LTX-Video
     "diffusion_model.layers.0.attention.qkv",  # Lumina 2
+    "lora_unet_layers_0_attention_out",  # Lumina 2 (kohya)
+    "diffusion_model.noise_refiner.0.attention.qkv",  # Lumina 2 refiner
+    "transformer.transformer_blocks.12.img_mlp.net.0.proj",  # Qwen-Image
 ])
 def test_other_models_are_not_taken_for_ours(layer):
-    assert guess_lora_family([f"{layer}.lora_down.weight"]) not in OURS
+    assert guess_lora_family([f"{layer}.lora_down.weight"]).label not in OURS
 
 
 def test_every_family_hint_names_a_row_of_the_table():
     from taca_core import lora_keys
-    assert {name for name, _ in lora_keys._FAMILY_HINTS} >= set(OURS)
+    assert {label for label, _, _ in lora_keys._FAMILY_HINTS} >= set(OURS)
     assert set(OURS) <= {f.name for f in FAMILIES}

@@ -91,6 +91,8 @@ SPECS = {
                                 registers=4, extra=_hunyuan_extra(byt5=True, vision=4),
                                 untouched=lambda t: {(t, t)}),
     "aura_flow": Spec(tf.tiny_aura_flow, (8, 8), 16, registers=8),
+    "ovis_image": Spec(tf.tiny_ovis_image, (8, 8), 16, extra=_pooled),
+    "longcat_image": Spec(tf.tiny_longcat_image, (8, 8), 16, extra=_pooled),
     "flux2": Spec(tf.tiny_flux2, (4, 4), 16, text=lambda t: 512, extra=_pooled),  # FLUX.2 left-pads its text to 512
 }
 

@@ -185,3 +185,30 @@ def tiny_flux2(seed=0):
                   txt_ids_dims=[3], yak_mlp=False, txt_norm=False)
     config = {k: v for k, v in config.items() if k in fields | {"image_model"}}
     return _patcher(_supported("Flux2", "FLUX.2")(config), seed)
+
+
+def _flux_class_config(**extra):
+    import comfy.ldm.flux.model
+    config = dict(image_model="flux", in_channels=16, out_channels=16, patch_size=2, hidden_size=32, num_heads=2,
+                  depth=1, depth_single_blocks=1, context_in_dim=CTX, vec_in_dim=16, axes_dim=[4, 6, 6],
+                  mlp_ratio=2.0, theta=10000, qkv_bias=True, guidance_embed=False, txt_ids_dims=[])
+    config.update(extra)
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)} | {"image_model"}
+    missing = set(extra) - fields
+    return config, missing
+
+
+def tiny_ovis_image(seed=0):
+    """Ovis-Image: the Flux class with a gated (yak) MLP, a text norm and positional text ids."""
+    config, missing = _flux_class_config(yak_mlp=True, txt_norm=True, txt_ids_dims=[1, 2])
+    if missing:
+        pytest.skip(f"Ovis-Image: this ComfyUI release's Flux has no {sorted(missing)}")
+    return _patcher(_supported("Flux", "Ovis-Image")(config), seed)
+
+
+def tiny_longcat_image(seed=0):
+    """LongCat-Image: the Flux class without pooled or guidance input; rope shifted by the text length."""
+    config, missing = _flux_class_config(vec_in_dim=None, txt_ids_dims=[1, 2])
+    if missing:
+        pytest.skip(f"LongCat-Image: this ComfyUI release's Flux has no {sorted(missing)}")
+    return _patcher(_supported("LongCatImage", "LongCat-Image")(config), seed)
