@@ -144,6 +144,7 @@ CASES = {
     "joyimage_ref": ("joyimage", {"ref_hw": (4, 6)}, image_first(16 + 6, {22 + POS, 22 + NEG})),
     "mochi_padded": ("mochi", {"pad": 4}, image_first(32, {32 + POS, 32 + NEG})),  # padding cut off
     "pixeldit": ("pixeldit", {}, text_first(16, {16 + 12})),  # 6 and 4 repeated to 12, one batch
+    "pid": ("pid", {}, text_first(16, {16 + 12})),  # PixelDiT + a low-quality latent added to the patches
     "ideogram4_padded": ("ideogram4", {"pad": 2}, text_first(16, {16 + POS, 16 + NEG})),  # per-row mask
     "omnigen2_ref": ("omnigen2", {"ref_hw": (4, 6)}, text_first(16 + 6, {22 + POS, 22 + NEG})),
     "boogu_ref": ("boogu", {"ref_hw": (4, 4)}, text_first(16 + 4, {20 + POS, 20 + NEG})),
@@ -300,7 +301,8 @@ def write_attention_lora(path, model, prefix, rank=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for key, w in model.model.state_dict().items():
-        if not (key.startswith("diffusion_model.") and key.endswith(".weight") and w.ndim == 2 and ("attn" in key or "attention" in key)):
+        attention = "attn" in key or "attention" in key
+        if not (key.startswith("diffusion_model.") and key.endswith(".weight") and w.ndim == 2 and attention):
             continue
         name = prefix + key[len("diffusion_model."):-len(".weight")]
         assert key_map.get(name) == key, f"ComfyUI does not map {name}"

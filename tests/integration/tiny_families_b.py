@@ -1,10 +1,10 @@
 """Tiny, randomly initialised (seeded) models of the families of issue 8, part B, with ComfyUI's own classes.
 
-HiDream, Lens, JoyImage, ErnieImage, Mochi, PixelDiT, Ideogram4, OmniGen2, Boogu and HiDream-O1, each built
-the way ComfyUI's loader does (supported_models.<X>(unet_config) -> set_inference_dtype -> get_model ->
-ModelPatcher, see tiny_models), fp32 on the CPU, 1-2 blocks per kind and hidden sizes of 32. The layouts
-that matter for TACA are kept: which stream comes first, register/refiner calls, padding, masks,
-reference images, GQA, the KV-cached text prefix of HiDream-O1.
+HiDream, Lens, JoyImage, ErnieImage, Mochi, PixelDiT (and PiD), Ideogram4, OmniGen2, Boogu, HiDream-O1 (and
+SeedVR2, built only), each the way ComfyUI's loader does (supported_models.<X>(unet_config) ->
+set_inference_dtype -> get_model -> ModelPatcher, see tiny_models), fp32 on the CPU, 1-2 blocks per kind
+and hidden sizes of 32. The layouts that matter for TACA are kept: which stream comes first, refiner
+calls, padding, masks, reference images, GQA, the KV-cached text prefix of HiDream-O1.
 
 Each family is a TinyFamily: `build(seed)` -> ModelPatcher, `conds(txt, ...)` -> (positive, negative)
 CONDITIONING lists, `latent(batch)` -> an empty latent of the right shape. `TINY[name]` holds them all.
@@ -28,6 +28,7 @@ NEEDS = {
     "ernie": ("comfy.ldm.ernie.model", "ErnieImage"),
     "mochi": ("comfy.ldm.genmo.joint_model.asymm_models_joint", "GenmoMochi"),
     "pixeldit": ("comfy.ldm.pixeldit.model", "PixelDiTT2I"),
+    "pid": ("comfy.ldm.pixeldit.pid", "PiD"),
     "ideogram4": ("comfy.ldm.ideogram4.model", "Ideogram4"),
     "omnigen2": ("comfy.ldm.omnigen.omnigen2", "Omnigen2"),
     "boogu": ("comfy.ldm.boogu.model", "Boogu"),
@@ -222,6 +223,26 @@ def pixeldit_conds(txt, batch=1, seed=0, neg_txt=None):
     return _pair(lambda n: [[_randn(g, batch, n, PIXELDIT["text_dim"]), {}]], txt, neg_txt)
 
 
+def tiny_pid(seed=0):
+    """PiD, PixelDiT's super-resolution variant: the same patch blocks, plus a low-quality latent
+    projected onto the patch tokens (added, not concatenated)."""
+    return _build("pid", dict(
+        image_model="pid", in_channels=3, num_groups=2, hidden_size=32, pixel_hidden_size=4,
+        pixel_attn_hidden_size=16, pixel_num_groups=2, patch_depth=2, pixel_depth=1,
+        patch_size=PIXELDIT["patch_size"], txt_embed_dim=PIXELDIT["text_dim"],
+        txt_max_length=PIXELDIT["txt_max_length"], lq_latent_channels=16, lq_hidden_dim=16, lq_num_res_blocks=1,
+        lq_interval=2), seed)
+
+
+def pid_conds(txt, batch=1, seed=0, neg_txt=None):
+    """PixelDiT conds plus PiDConditioning's low-quality latent and degradation sigma (both conds)."""
+    pos, neg = pixeldit_conds(txt, batch=batch, seed=seed, neg_txt=neg_txt)
+    lq = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(seed + 1))
+    for c in (pos, neg):
+        c[0][1].update(lq_latent=lq, degrade_sigma=torch.tensor([0.2]))
+    return pos, neg
+
+
 # ---------------------------------------------------------------- Ideogram4
 # Text first; with padded text a block-diagonal [B, 1, L, L] mask (padding attends only to padding).
 IDEOGRAM4 = dict(text_dim=24)
@@ -365,6 +386,7 @@ TINY = {f.name: f for f in (
     TinyFamily("ernie", tiny_ernie, ernie_conds, (128, 4, 4), 16),
     TinyFamily("mochi", tiny_mochi, mochi_conds, (12, 2, 8, 8), 32),
     TinyFamily("pixeldit", tiny_pixeldit, pixeldit_conds, (3, 16, 16), 16),
+    TinyFamily("pid", tiny_pid, pid_conds, (3, 16, 16), 16),
     TinyFamily("ideogram4", tiny_ideogram4, ideogram4_conds, (128, 4, 4), 16),
     TinyFamily("omnigen2", tiny_omnigen2, omnigen2_conds, (16, 8, 8), 16),
     TinyFamily("boogu", tiny_boogu, omnigen2_conds, (16, 8, 8), 16),
