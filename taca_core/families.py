@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from . import family_layouts as fl
 from .layout import TokenLayout
 
 # layout(diffusion_model, x, context, conds) -> TokenLayout, or None when the call has no text
@@ -163,6 +164,31 @@ FAMILIES = (
     Family("HunyuanVideo", "HunyuanVideo, HunyuanVideo 1.5, HunyuanImage 2.1",
            ("comfy.ldm.hunyuan_video.model.HunyuanVideo",), _hunyuan),
     Family("AuraFlow", "AuraFlow", ("comfy.ldm.aura.mmdit.MMDiT",), _aura),
+    Family("HiDream", "HiDream-I1 full/dev/fast, HiDream-E1 (edit)",
+           ("comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",), fl.hidream),
+    Family("Lens", "Microsoft Lens", ("comfy.ldm.lens.model.LensTransformer2DModel",), fl.image_then_text),
+    Family("JoyImage", "JoyAI-Image, JoyAI-Image-Edit (reference images)",
+           ("comfy.ldm.joyimage.model.JoyImageTransformer3DModel",), fl.joyimage),
+    Family("Mochi", "Genmo Mochi 1 (preview)",
+           ("comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint",), fl.mochi),
+    Family("PixelDiT", "PixelDiT text-to-image and its PiD super-resolution variant (pixel space)",
+           ("comfy.ldm.pixeldit.model.PixDiT_T2I", "comfy.ldm.pixeldit.pid.PidNet"), fl.pixeldit),
+    Family("Ideogram4", "Ideogram 4", ("comfy.ldm.ideogram4.model.Ideogram4Transformer2DModel",),
+           fl.text_then_image),
+    Family("OmniGen2", "OmniGen2 (reference images)", ("comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel",),
+           fl.omnigen2),
+    Family("Boogu", "Boogu-Image (reference images)", ("comfy.ldm.boogu.model.BooguTransformer2DModel",),
+           fl.omnigen2),
+    Family("HiDream-O1", "HiDream-O1-Image (text-to-image and edit; pixel space)",
+           ("comfy.ldm.hidream_o1.model.HiDreamO1Transformer",), fl.hidream_o1),
+    Family("ErnieImage", "ERNIE-Image", ("comfy.ldm.ernie.model.ErnieImageModel",),
+           refused="ComfyUI calls its attention without transformer_options (comfy/ldm/ernie/model.py), and no "
+                   "other public extension point reaches it, so TACA could not act; rather than silently doing "
+                   "nothing, it refuses."),
+    Family("SeedVR2", "SeedVR2 (video restoration)", ("comfy.ldm.seedvr.model.NaDiT",),
+           refused="it is a restoration model whose 'text' is a fixed embedding stored in the checkpoint, not "
+                   "a prompt, so there is no prompt alignment for TACA to improve; its windowed attention is "
+                   "also called without transformer_options, so TACA could not act."),
     Family("Qwen-Image 2.1", "Qwen-Image 2.1", ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",),
            refused="its block-causal attention runs one call per text or image segment, splices reference images "
                    "into the text and caches the text prefix across steps; ComfyUI releases this pack is tested on "

@@ -17,6 +17,22 @@ class LoraGuess(NamedTuple):
 # (label, families, pattern), most specific first: the first pattern any key matches decides.
 # Layer names come from ComfyUI's own modules and key maps (comfy.lora.model_lora_keys_unet).
 _FAMILY_HINTS = tuple((label, families, re.compile(pattern)) for label, families, pattern in (
+    # before FLUX (JoyImage's double_blocks), Qwen-Image (Lens's transformer_blocks img_mlp) and Lumina
+    # (Ideogram4's and OmniGen2's layers.N.attention / feed_forward, OmniGen2's refiners)
+    ("JoyImage", ("JoyImage",), rf"attn{_SEP}(img|txt)_attn"),
+    ("Lens", ("Lens",), rf"((img|txt)_qkv|(img|txt)_mlp{_SEP}w[123]({_SEP}|$))"),
+    ("HiDream", ("HiDream",), r"(double|single)_stream_blocks"),
+    ("Boogu", ("Boogu",), r"((double|single)_stream_layers|img_instruct_attn)"),
+    ("OmniGen2", ("OmniGen2",), rf"(ref_image_refiner|ref_image_patch_embedder|time_caption_embed"
+                                rf"|(^|{_SEP})(layers|noise_refiner|context_refiner){_SEP}\d+{_SEP}attn{_SEP}to_"
+                                rf"|feed_forward{_SEP}linear_[123])"),  # Lumina: attention.qkv, w1-3
+    ("PixelDiT", ("PixelDiT",), r"(patch_blocks|pixel_blocks)"),  # before Mochi: qkv_x / qkv_y too
+    ("Mochi", ("Mochi",), r"(qkv_[xy]|mod_[xy]|mlp_[xy]|t5_yproj)"),
+    ("Ideogram4", ("Ideogram4",), rf"(llm_cond_proj|embed_image_indicator|layers{_SEP}\d+{_SEP}adaln_modulation"
+                                  rf"|attention{_SEP}o({_SEP}|$))"),  # Lumina: adaLN_modulation, attention.out
+    ("HiDream-O1", ("HiDream-O1",), r"(language_model|final_layer2|t_embedder1)"),
+    # Kandinsky5's self_attention has to_key etc.
+    ("ErnieImage", ("ErnieImage",), rf"(self_attention{_SEP}to_[qkv]({_SEP}|$)|adaLN_(sa|mlp)_ln)"),
     ("Qwen-Image", ("Qwen-Image",), rf"transformer_blocks{_SEP}\d+{_SEP}(img|txt)_(mlp|mod)"),
     ("Lumina 2 / Z-Image", ("Lumina2",),
      rf"(noise_refiner|context_refiner|cap_embedder|(^|{_SEP})layers{_SEP}\d+{_SEP}(attention|feed_forward){_SEP})"),
