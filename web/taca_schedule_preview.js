@@ -27,7 +27,7 @@ function cells(window, height) {
   for (const w of window.slice(0, MAX_CELLS)) {
     const c = el("div", { flex: "1", minWidth: "1px", borderRadius: "1px",
                           background: w.taca ? ON : w.run ? OFF : IDLE });
-    c.title = `step ${w.step}: t = ${w.t.toFixed(1)}${w.taca ? ", γ acts" : ""}${w.run ? "" : " (not run)"}`;
+    c.title = `step ${w.step}: t = ${w.t.toFixed(1)}${w.taca ? " (in the window)" : ""}${w.run ? "" : " (not run)"}`;
     row.appendChild(c);
   }
   if (window.length > MAX_CELLS) row.appendChild(el("span", { fontSize: "9px", opacity: "0.7" }, `+${window.length - MAX_CELLS}`));
@@ -74,18 +74,18 @@ function axis(cutoff, window) {
 }
 
 // "γ on 1 (t 1000.0), 2 (t 983.6) · next 3 (t 966.0)": where the steps fall against the cutoff
-function detail(window) {
+function detail(window, what) {
   const on = window.filter((w) => w.taca), run = window.filter((w) => w.run);
   const at = (w) => `${w.step} (t ${w.t.toFixed(1)})`;
   const last = on[on.length - 1];
   const next = last ? run.find((w) => w.step > last.step) : run[0];
-  const head = on.length === 0 ? "γ on no step" : on.length <= 3 ? `γ on ${on.map(at).join(", ")}`
-    : `γ on ${at(on[0])} … ${at(last)}`;
+  const head = on.length === 0 ? `${what} on no step` : on.length <= 3 ? `${what} on ${on.map(at).join(", ")}`
+    : `${what} on ${at(on[0])} … ${at(last)}`;
   return el("div", { fontSize: "10px" }, `${head}${next ? ` · ${last ? "next" : "first"} ${at(next)}` : ""}`,
             "taca-schedule-detail");
 }
 
-function legend(hasIdle) {
+function legend(hasIdle, what) {
   const key = (color, text) => {
     const k = el("span", { marginRight: "8px", whiteSpace: "nowrap" });
     k.append(el("span", { display: "inline-block", width: "9px", height: "9px", background: color,
@@ -93,7 +93,7 @@ function legend(hasIdle) {
     return k;
   };
   const row = el("div", { fontSize: "10px", opacity: "0.85" });
-  row.append(key(ON, "γ acts"), key(OFF, "γ = 1"));
+  row.append(key(ON, `${what} on`), key(OFF, `${what} off`));
   if (hasIdle) row.append(key(IDLE, "not run"));
   return row;
 }
@@ -115,8 +115,9 @@ function render(root, state) {
     strip.append(el("span", { fontSize: "9px", opacity: "0.7" }, "1"), cells(rows.window, 16),
                  el("span", { fontSize: "9px", opacity: "0.7" }, String(rows.window.length)));
     const more = state.spec.others ? ` (+${state.spec.others} more)` : "";
-    parts.push(steps, strip, axis(cutoff, rows.window), detail(rows.window),
-               legend(rows.window.some((w) => !w.run)), note(`${state.spec.sampler}${more} · ${rows.model}`));
+    const what = state.what ?? "γ";
+    parts.push(steps, strip, axis(cutoff, rows.window), detail(rows.window, what),
+               legend(rows.window.some((w) => !w.run), what), note(`${state.spec.sampler}${more} · ${rows.model}`));
     Object.assign(data, { mode: "sampler", steps: String(rows.window.length), scheduler: rows.scheduler,
                           tacaSteps: rows.window.filter((w) => w.taca).map((w) => w.step).join(","),
                           family: rows.model });
@@ -173,6 +174,10 @@ function findPatch(node) {
 }
 
 function loraState(node) {
+  return { ...loraWindow(node), what: "LoRA" };
+}
+
+function loraWindow(node) {
   if (widgetValue(node.graph, node, "active") === "every step") return { cutoff: 0, caption: "LoRA active on every step" };
   const patch = findPatch(node);
   if (!patch) {

@@ -203,8 +203,9 @@ def test_the_missing_node_check_can_fail(page):
 
 
 def preview_state(page, node_type="TACAModelPatch"):
-    return page.evaluate("""type => {
-        const e = document.querySelector(`.taca-schedule-preview[data-node-type=${type}]`);
+    return page.evaluate("""type => {  // the preview of this graph's node (a cleared graph's may linger)
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        const e = node?.widgets?.find(w => w.name === 'taca_schedule')?.element;
         if (!e || e.offsetParent === null) return null;
         const text = c => e.querySelector(c)?.innerText ?? null;
         return {...e.dataset, steps: text('.taca-schedule-steps'), caption: text('.taca-schedule-caption'),
@@ -213,6 +214,15 @@ def preview_state(page, node_type="TACAModelPatch"):
                 rows: [...e.querySelectorAll('.taca-schedule-row')].map(r => ({...r.dataset})),
                 box: e.getBoundingClientRect().height};
     }""", node_type)
+
+
+def preview_shot(page, node_type, path):
+    page.evaluate("""type => {
+        document.querySelectorAll('[data-taca-shot]').forEach(e => e.removeAttribute('data-taca-shot'));
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        node.widgets.find(w => w.name === 'taca_schedule').element.setAttribute('data-taca-shot', '1');
+    }""", node_type)
+    page.locator("[data-taca-shot]").screenshot(path=str(path))
 
 
 def zoom_on(page, node_type):
@@ -243,7 +253,8 @@ def redraw(page):
 
 def build_graph(page, nodes, links):
     """A graph made in the page: nodes {key: (type, {widget: value})}, links [(key, output, key, input name)].
-    False when this frontend/server has no such node type."""
+    False when this frontend/server has no such node type. Give every widget a test relies on: frontend
+    1.48 hands a cleared graph's widget values on to new nodes that get the same ids."""
     return page.evaluate("""([nodes, links]) => {
         const g = window.app.graph, made = {};
         if (Object.values(nodes).some(([type]) => !window.LiteGraph.registered_node_types[type])) return false;
@@ -304,12 +315,12 @@ def test_schedule_preview_shows_the_samplers_steps_and_follows_the_cutoff(page, 
     assert before["mode"] == "sampler" and before["steps"] == "your sampler: steps 1–2 of 20 (simple, denoise 1.00)"
     assert before["tacaSteps"] == comfy_gamma_steps(970, 20) == "1,2"
     assert "KSampler · FLUX.1 (file flux1-dev.safetensors), default shift 1.15" in before["note"]
-    page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_970.png"))
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_970.png")
     set_widget(page, "TACAModelPatch", "timestep_cutoff", 800)
     after = preview_state(page)
     assert after["cutoff"] == "800" and after["tacaSteps"] == comfy_gamma_steps(800, 20)
     assert after["steps"] != before["steps"] and after["lo"] != before["lo"]
-    page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_800.png"))
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_800.png")
     saved = page.evaluate("""() => window.app.graph._nodes.find(n => n.type === 'TACAModelPatch')
         .serialize().widgets_values""")
     assert saved == [1.2, 800], "the preview must not add to the saved widget values"
@@ -364,14 +375,14 @@ def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page,
     redraw(page)  # the node grows to fit the rows
     assert preview_state(page)["box"] >= page.evaluate(
         "() => document.querySelector('.taca-schedule-preview').scrollHeight")
-    page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_typical.png"))
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_typical.png")
 
 
 def test_schedule_preview_follows_a_custom_sampler(page):
     """SamplerCustomAdvanced <- guider <- patch, with BasicScheduler's steps, scheduler and denoise."""
     ok = build_graph(page, {
         "unet": ("UNETLoader", {"unet_name": "flux1-dev.safetensors"}),
-        "patch": ("TACAModelPatch", {}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
         "guider": ("BasicGuider", {}),
         "sched": ("BasicScheduler", {"scheduler": "simple", "steps": 30, "denoise": 1.0}),
         "sampler": ("SamplerCustomAdvanced", {}),
@@ -387,11 +398,54 @@ def test_schedule_preview_follows_a_custom_sampler(page):
     assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(970, 12, denoise=0.9)
 
 
+def test_schedule_preview_follows_ksampler_advanced_start_and_end(page):
+    assert build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "flux1-dev.safetensors"}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 900}),
+        "ks": ("KSamplerAdvanced", {"steps": 20, "scheduler": "simple", "start_at_step": 2, "end_at_step": 10}),
+    }, [("unet", 0, "patch", "model"), ("patch", 0, "ks", "model")])
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert "runs steps 3–10" in state["steps"], state["steps"]
+    full = [int(k) for k in comfy_gamma_steps(900, 20).split(",")]
+    assert state["tacaSteps"] == ",".join(str(k) for k in full if 3 <= k <= 10) and full[0] == 1
+    set_widget(page, "KSamplerAdvanced", "start_at_step", 0)
+    assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(900, 20)
+
+
+def test_schedule_preview_reads_steps_through_switches_and_primitives(page):
+    """ComfyUI's own templates (Qwen-Image, Krea 2, ...) feed KSampler's steps from primitives via a switch,
+    and set the shift with ModelSamplingAuraFlow after the loader."""
+    ok = build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "qwen_image_fp8_e4m3fn.safetensors"}),
+        "shift": ("ModelSamplingAuraFlow", {"shift": 3.1}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
+        "few": ("PrimitiveInt", {"value": 8}),
+        "many": ("PrimitiveInt", {"value": 20}),
+        "flag": ("PrimitiveBoolean", {"value": False}),
+        "switch": ("ComfySwitchNode", {}),
+        "ks": ("KSampler", {"steps": 30, "scheduler": "simple", "denoise": 1.0}),
+    }, [("unet", 0, "shift", "model"), ("shift", 0, "patch", "model"), ("patch", 0, "ks", "model"),
+        ("many", 0, "switch", "on_false"), ("few", 0, "switch", "on_true"), ("flag", 0, "switch", "switch"),
+        ("switch", 0, "ks", "steps")])
+    if not ok:
+        pytest.skip("ComfySwitchNode / PrimitiveInt are not in this ComfyUI")
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert state["steps"].startswith("your sampler: ") and " of 20 " in state["steps"], state["steps"]
+    assert "Qwen-Image (file qwen_image_fp8_e4m3fn.safetensors), ModelSamplingAuraFlow shift 3.1" in state["note"]
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 20, shift=3.1)
+    set_widget(page, "PrimitiveBoolean", "value", True)
+    redraw(page)
+    state = preview_state(page)
+    assert " of 8 " in state["steps"] and state["tacaSteps"] == comfy_gamma_steps(970, 8, shift=3.1)
+
+
 def test_schedule_preview_follows_flux2_scheduler(page):
     """FLUX.2's schedule: Flux2Scheduler's mu from the resolution and the step count."""
     ok = build_graph(page, {
         "unet": ("UNETLoader", {"unet_name": "flux2_dev_fp8mixed.safetensors"}),
-        "patch": ("TACAModelPatch", {}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
         "guider": ("CFGGuider", {}),
         "sched": ("Flux2Scheduler", {"steps": 20, "width": 1024, "height": 1024}),
         "sampler": ("SamplerCustomAdvanced", {}),
@@ -401,8 +455,8 @@ def test_schedule_preview_follows_flux2_scheduler(page):
         pytest.skip("Flux2Scheduler is not in this ComfyUI (it came after 0.3.64)")
     zoom_on(page, "TACAModelPatch")
     state = preview_state(page)
-    assert "FLUX.2 (file flux2_dev_fp8mixed.safetensors)" in state["note"]
-    assert state["tacaSteps"] == comfy_gamma_steps(970, 20, family="Flux2", flux2_size=(1024, 1024))
+    assert "FLUX.2 (file flux2_dev_fp8mixed.safetensors)" in state["note"], state
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 20, family="Flux2", flux2_size=(1024, 1024)), state
     set_widget(page, "Flux2Scheduler", "steps", 4)
     set_widget(page, "Flux2Scheduler", "width", 512)
     assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(970, 4, family="Flux2", flux2_size=(512, 1024))
@@ -418,8 +472,7 @@ def test_lora_preview_follows_the_linked_patch(page, shots):
     redraw(page)
     state = preview_state(page, "TACALoraLoader")
     assert state["cutoff"] == "850" and state["tacaSteps"] == comfy_gamma_steps(850, 20)
-    page.locator(".taca-schedule-preview[data-node-type=TACALoraLoader]").first.screenshot(
-        path=str(shots / "schedule_preview_lora.png"))
+    preview_shot(page, "TACALoraLoader", shots / "schedule_preview_lora.png")
     set_widget(page, "TACAModelPatch", "gamma", 1.0)
     redraw(page)
     state = preview_state(page, "TACALoraLoader")
