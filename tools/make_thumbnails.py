@@ -23,8 +23,8 @@ def main(shots: Path):
     docs.mkdir(exist_ok=True)
     Image.open(shots / "workflow_taca_flux1_dev_lora.png").convert("RGB").crop(CANVAS_BOX).save(
         docs / "workflow_flux1_dev_lora.png")
-    for name in ("schedule_preview_970", "schedule_preview_800", "schedule_preview_lora"):
-        shutil.copy(shots / f"{name}.png", docs / f"{name}.png")
+    for shot in sorted(shots.glob("schedule_preview_*.png")):
+        shutil.copy(shot, docs / shot.name)
 
 
 if __name__ == "__main__":

@@ -1,54 +1,151 @@
-// Live preview of TACA's schedule on the TACA nodes: which part of the denoising gets gamma, in
-// timesteps and in steps of typical schedules. TACA Model Patch shows its own timestep_cutoff; TACA LoRA
-// Loader shows the window it follows: that of the TACA Model Patch on the same model chain.
+// Live preview of TACA's schedule on the TACA nodes: on which sampling steps gamma acts. With a sampler
+// downstream (KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvanced), its own steps, scheduler
+// and denoise, under the model's sampling; without one, ComfyUI's typical schedules of the main families.
+// TACA Model Patch shows its own timestep_cutoff; TACA LoRA Loader the window it follows: that of the TACA
+// Model Patch on the same model chain.
 import { app } from "../../scripts/app.js";
-import { PAPER_CUTOFF, scheduleLines } from "./taca_schedule_math.js";
+import { PAPER_CUTOFF, samplerRows, typicalRows } from "./taca_schedule_math.js";
+import { scheduleSpec, widgetValue } from "./taca_schedule_graph.js";
 
 const PATCH = "TACAModelPatch";
 const LORA = "TACALoraLoader";
+const ON = "#e0a030", OFF = "#4a4a4a", IDLE = "#262626";
+const MAX_CELLS = 60;
+const MIN_HEIGHT = 198;  // the typical view: caption, axis, 8 rows, note
 
-function el(tag, style, text) {
+function el(tag, style, text, className) {
   const e = document.createElement(tag);
   Object.assign(e.style, style);
   if (text !== undefined) e.textContent = text;
+  if (className) e.className = className;
   return e;
 }
 
-function buildPreview() {
-  const root = el("div", { font: "11px sans-serif", color: "#ccc", padding: "2px 6px", boxSizing: "border-box" });
-  root.className = "taca-schedule-preview";
-  const bar = el("div", { position: "relative", height: "10px", background: "#333", borderRadius: "3px",
-                          margin: "2px 0", overflow: "hidden" });
-  const window_ = el("div", { position: "absolute", left: "0", top: "0", bottom: "0", background: "#e0a030" });
-  window_.className = "taca-schedule-window";
-  bar.appendChild(window_);
-  const axis = el("div", { display: "flex", justifyContent: "space-between", opacity: "0.7" });
-  axis.append(el("span", {}, "t=1000 (noise)"), el("span", {}, "t=0"));
-  const caption = el("div", { margin: "2px 0" });
-  caption.className = "taca-schedule-caption";
-  const table = el("div", {});
-  table.className = "taca-schedule-steps";
-  root.append(bar, axis, caption, table);
-  return { root, window_, caption, table };
+// One cell per step: gamma on (orange), off (grey), not run by this sampler (dark)
+function cells(window, height) {
+  const row = el("div", { display: "flex", gap: "1px", height: `${height}px`, flex: "1", minWidth: "0" });
+  for (const w of window.slice(0, MAX_CELLS)) {
+    const c = el("div", { flex: "1", minWidth: "1px", borderRadius: "1px",
+                          background: w.taca ? ON : w.run ? OFF : IDLE });
+    c.title = `step ${w.step}: t = ${w.t.toFixed(1)}${w.taca ? " (in the window)" : ""}${w.run ? "" : " (not run)"}`;
+    row.appendChild(c);
+  }
+  if (window.length > MAX_CELLS) row.appendChild(el("span", { fontSize: "9px", opacity: "0.7" }, `+${window.length - MAX_CELLS}`));
+  return row;
 }
 
-// state: {cutoff, caption} or {cutoff: null, caption} when gamma never acts
-function render(preview, state) {
-  const cutoff = state.cutoff ?? 1001;
-  preview.window_.style.width = `${(Math.max(0, 1000 - cutoff) / 1000) * 100}%`;
-  preview.caption.textContent = state.caption;
-  preview.table.replaceChildren(
-    ...scheduleLines(cutoff).map(({ label, text }) => el("div", {}, `${label}: ${text}`)));
-  preview.root.dataset.cutoff = String(state.cutoff);
+// The timestep axis, zoomed on the window: t from 1000 (left) down to lo, the window shaded, one tick
+// per step of the shown schedule that falls in range (numbered where there is room).
+function axis(cutoff, window) {
+  let lo = 1000 - Math.max(60, 2.5 * (1000 - (cutoff ?? 1000)));
+  const next = window.find((w) => w.run && !w.taca && w.t < 1000);
+  if (next) lo = Math.min(lo, next.t - 0.08 * (1000 - next.t) - 5);
+  lo = Math.max(0, Math.floor(lo / 10) * 10);
+  const x = (t) => ((1000 - t) / (1000 - lo)) * 100;
+  const box = el("div", { position: "relative", height: "31px", margin: "1px 0" }, undefined, "taca-schedule-axis");
+  box.dataset.lo = String(lo);
+  const bar = el("div", { position: "absolute", left: "0", right: "0", top: "11px", height: "8px",
+                          background: "#333", borderRadius: "2px", overflow: "hidden" });
+  bar.appendChild(el("div", { position: "absolute", left: "0", top: "0", bottom: "0", background: ON,
+                              opacity: "0.55", width: `${cutoff === null ? 0 : Math.min(100, x(cutoff))}%` },
+                     undefined, "taca-schedule-window"));
+  box.appendChild(bar);
+  const small = { position: "absolute", fontSize: "9px", lineHeight: "10px", whiteSpace: "nowrap" };
+  let lastLabel = -100;
+  for (const w of window) {
+    if (w.t < lo || w.t > 1000) continue;
+    const p = x(w.t);
+    box.appendChild(el("div", { position: "absolute", left: `calc(${p}% - 1px)`, top: "9px", width: "2px",
+                                height: "12px", background: w.taca ? "#fff" : w.run ? "#999" : "#555" }));
+    if (p - lastLabel >= 6 && p < 97) {
+      box.appendChild(el("div", { ...small, left: `${p}%`, top: "0", transform: p < 2 ? "none" : "translateX(-50%)",
+                                  color: w.taca ? ON : "#aaa" }, String(w.step)));
+      lastLabel = p;
+    }
+  }
+  const label = (text, style) => box.appendChild(el("div", { ...small, top: "21px", opacity: "0.8", ...style }, text));
+  label("t = 1000", { left: "0" });
+  label(`${lo}`, { right: "0" });
+  if (cutoff !== null && cutoff > lo && cutoff < 1000) {
+    const p = x(cutoff);
+    if (p > 20 && p < 88) label(`${cutoff}`, { left: `${p}%`, transform: "translateX(-50%)", color: ON, opacity: "1" });
+  }
+  return box;
 }
 
-function widgetValue(node, name) {
-  return node.widgets?.find((w) => w.name === name)?.value;
+// "γ on 1 (t 1000.0), 2 (t 983.6) · next 3 (t 966.0)": where the steps fall against the cutoff
+function detail(window, what) {
+  const on = window.filter((w) => w.taca), run = window.filter((w) => w.run);
+  const at = (w) => `${w.step} (t ${w.t.toFixed(1)})`;
+  const last = on[on.length - 1];
+  const next = last ? run.find((w) => w.step > last.step) : run[0];
+  const head = on.length === 0 ? `${what} on no step` : on.length <= 3 ? `${what} on ${on.map(at).join(", ")}`
+    : `${what} on ${at(on[0])} … ${at(last)}`;
+  return el("div", { fontSize: "10px" }, `${head}${next ? ` · ${last ? "next" : "first"} ${at(next)}` : ""}`,
+            "taca-schedule-detail");
+}
+
+function legend(hasIdle, what) {
+  const key = (color, text) => {
+    const k = el("span", { marginRight: "8px", whiteSpace: "nowrap" });
+    k.append(el("span", { display: "inline-block", width: "9px", height: "9px", background: color,
+                          marginRight: "3px", verticalAlign: "-1px", borderRadius: "1px" }), text);
+    return k;
+  };
+  const row = el("div", { fontSize: "10px", opacity: "0.85" });
+  row.append(key(ON, `${what} on`), key(OFF, `${what} off`));
+  if (hasIdle) row.append(key(IDLE, "not run"));
+  return row;
+}
+
+function note(text) {
+  return el("div", { fontSize: "10px", lineHeight: "12px", opacity: "0.75", marginTop: "2px" }, text,
+            "taca-schedule-note");
+}
+
+function render(root, state) {
+  const cutoff = state.cutoff;
+  const parts = [el("div", { margin: "1px 0" }, state.caption, "taca-schedule-caption")];
+  const data = { cutoff: String(cutoff), mode: "typical", steps: "", tacaSteps: "", scheduler: "", family: "" };
+  const rows = state.spec.sampler ? samplerRows(state.spec, cutoff) : null;
+  if (rows && !rows.error) {
+    const steps = el("div", { margin: "2px 0", fontWeight: "bold" },
+                     `your sampler: ${rows.text} (${rows.scheduler})`, "taca-schedule-steps");
+    const strip = el("div", { display: "flex", alignItems: "center", gap: "4px" });
+    strip.append(el("span", { fontSize: "9px", opacity: "0.7" }, "1"), cells(rows.window, 16),
+                 el("span", { fontSize: "9px", opacity: "0.7" }, String(rows.window.length)));
+    const more = state.spec.others ? ` (+${state.spec.others} more)` : "";
+    const what = state.what ?? "γ";
+    parts.push(steps, strip, axis(cutoff, rows.window), detail(rows.window, what),
+               legend(rows.window.some((w) => !w.run), what), note(`${state.spec.sampler}${more} · ${rows.model}`));
+    Object.assign(data, { mode: "sampler", steps: String(rows.window.length), scheduler: rows.scheduler,
+                          tacaSteps: rows.window.filter((w) => w.taca).map((w) => w.step).join(","),
+                          family: rows.model });
+  } else {
+    const table = el("div", { display: "grid", gridTemplateColumns: "auto auto 1fr auto", columnGap: "5px",
+                              rowGap: "1px", alignItems: "center" }, undefined, "taca-schedule-steps");
+    for (const r of typicalRows(cutoff)) {
+      const row = el("div", { display: "contents" }, undefined, "taca-schedule-row");
+      Object.assign(row.dataset, { label: r.label, steps: String(r.steps), scheduler: r.scheduler,
+                                   tacaSteps: r.window.filter((w) => w.taca).map((w) => w.step).join(",") });
+      row.append(el("span", { whiteSpace: "nowrap" }, r.label),
+                 el("span", { whiteSpace: "nowrap", opacity: "0.7", fontSize: "10px" }, `${r.steps} steps`),
+                 cells(r.window, 10),
+                 el("span", { whiteSpace: "nowrap", textAlign: "right" }, r.span));
+      table.appendChild(row);
+    }
+    parts.push(axis(cutoff, []), table,
+               note(rows?.error ? `${rows.error}: typical schedules` : "no sampler linked: typical schedules of ComfyUI's templates"));
+  }
+  root.replaceChildren(...parts);
+  Object.assign(root.dataset, data);
 }
 
 function patchState(node) {
-  const cutoff = Number(widgetValue(node, "timestep_cutoff") ?? PAPER_CUTOFF);
-  return { cutoff, caption: `gamma acts while t ≥ ${cutoff} (σ ≥ ${(cutoff / 1000).toFixed(3)})` };
+  const cutoff = Number(widgetValue(node.graph, node, "timestep_cutoff") ?? PAPER_CUTOFF);
+  const gamma = Number(widgetValue(node.graph, node, "gamma"));
+  return { cutoff, caption: `γ acts while t ≥ ${cutoff} (σ ≥ ${(cutoff / 1000).toFixed(3)})` +
+                            (gamma === 1 ? "; γ is 1: no effect" : "") };
 }
 
 // The TACA Model Patch on this node's model chain, downstream first (LoRA -> patch), then upstream.
@@ -77,34 +174,45 @@ function findPatch(node) {
 }
 
 function loraState(node) {
-  if (widgetValue(node, "active") === "every step") return { cutoff: 0, caption: "LoRA active on every step" };
+  return { ...loraWindow(node), what: "LoRA" };
+}
+
+function loraWindow(node) {
+  if (widgetValue(node.graph, node, "active") === "every step") return { cutoff: 0, caption: "LoRA active on every step" };
   const patch = findPatch(node);
   if (!patch) {
     return { cutoff: PAPER_CUTOFF, caption: `no TACA Model Patch on this chain: paper window t ≥ ${PAPER_CUTOFF}` };
   }
-  if (Number(widgetValue(patch, "gamma")) === 1) return { cutoff: null, caption: "TACA gamma is 1: LoRA never active" };
+  if (Number(widgetValue(patch.graph, patch, "gamma")) === 1) {
+    return { cutoff: null, caption: "TACA gamma is 1: LoRA never active" };
+  }
   const { cutoff } = patchState(patch);
   return { cutoff, caption: `LoRA active with TACA: t ≥ ${cutoff}` };
 }
 
 function addPreview(node, stateOf) {
-  const preview = buildPreview();
-  preview.root.dataset.nodeType = node.type;
-  const widget = node.addDOMWidget("taca_schedule", "taca_schedule_preview", preview.root, {
+  const root = el("div", { font: "11px/14px sans-serif", color: "#ccc", padding: "2px 6px",
+                           boxSizing: "border-box", overflow: "hidden" }, undefined, "taca-schedule-preview");
+  root.dataset.nodeType = node.type;
+  const widget = node.addDOMWidget("taca_schedule", "taca_schedule_preview", root, {
     serialize: false,
-    getMinHeight: () => 96,
+    getMinHeight: () => MIN_HEIGHT,  // fits either view, so switching never clips
   });
   widget.serialize = false;  // display only: never written into the workflow's widgets_values
   let shown = null;
   const refresh = () => {
-    const state = stateOf(node);
-    const key = `${state.cutoff}|${state.caption}`;
-    if (key !== shown) {
-      shown = key;
-      render(preview, state);
+    let state;
+    try {
+      state = { ...stateOf(node), spec: scheduleSpec(node) };
+    } catch (e) {  // a graph shape this reader does not expect must not break the node
+      state = { cutoff: null, caption: `schedule preview unavailable: ${e?.message ?? e}`, spec: { sampler: null } };
     }
+    const key = JSON.stringify(state);
+    if (key === shown) return;
+    shown = key;
+    render(root, state);
   };
-  // cheap when nothing changed; covers widget edits, loads, rewiring and edits on the linked patch
+  // cheap when nothing changed; covers widget edits, loads, rewiring and edits on linked nodes
   const onDrawForeground = node.onDrawForeground;
   node.onDrawForeground = function () {
     refresh();

@@ -339,14 +339,26 @@ def test_node_info_shows_the_help_page(page, server, node):
 
 
 def preview_state(page, node_type="TACAModelPatch"):
-    return page.evaluate("""type => {
-        const e = document.querySelector(`.taca-schedule-preview[data-node-type=${type}]`);
+    return page.evaluate("""type => {  // the preview of this graph's node (a cleared graph's may linger)
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        const e = node?.widgets?.find(w => w.name === 'taca_schedule')?.element;
         if (!e || e.offsetParent === null) return null;
-        return {cutoff: e.dataset.cutoff, steps: e.querySelector('.taca-schedule-steps').innerText,
+        const text = c => e.querySelector(c)?.innerText ?? null;
+        return {...e.dataset, steps: text('.taca-schedule-steps'), caption: text('.taca-schedule-caption'),
+                note: text('.taca-schedule-note'), lo: e.querySelector('.taca-schedule-axis')?.dataset.lo,
                 width: e.querySelector('.taca-schedule-window').style.width,
-                caption: e.querySelector('.taca-schedule-caption').innerText,
+                rows: [...e.querySelectorAll('.taca-schedule-row')].map(r => ({...r.dataset})),
                 box: e.getBoundingClientRect().height};
     }""", node_type)
+
+
+def preview_shot(page, node_type, path):
+    page.evaluate("""type => {
+        document.querySelectorAll('[data-taca-shot]').forEach(e => e.removeAttribute('data-taca-shot'));
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        node.widgets.find(w => w.name === 'taca_schedule').element.setAttribute('data-taca-shot', '1');
+    }""", node_type)
+    page.locator("[data-taca-shot]").screenshot(path=str(path))
 
 
 def zoom_on(page, node_type):
@@ -370,20 +382,220 @@ def set_widget(page, node_type, name, value):
     page.wait_for_timeout(500)
 
 
-def test_schedule_preview_renders_and_follows_the_cutoff(page, shots):
+def redraw(page):
+    page.evaluate("() => window.app.canvas.draw(true, true)")
+    page.wait_for_timeout(300)
+
+
+def build_graph(page, nodes, links):
+    """A graph made in the page: nodes {key: (type, {widget: value})}, links [(key, output, key, input name)].
+    False when this frontend/server has no such node type. Give every widget a test relies on: frontend
+    1.48 hands a cleared graph's widget values on to new nodes that get the same ids."""
+    return page.evaluate("""([nodes, links]) => {
+        const g = window.app.graph, made = {};
+        if (Object.values(nodes).some(([type]) => !window.LiteGraph.registered_node_types[type])) return false;
+        g.clear();
+        let x = 50;
+        for (const [key, [type, widgets]] of Object.entries(nodes)) {
+            const n = window.LiteGraph.createNode(type);
+            n.pos = [x, 100]; x += 340;
+            g.add(n);
+            for (const [name, value] of Object.entries(widgets)) n.widgets.find(w => w.name === name).value = value;
+            made[key] = n;
+        }
+        for (const [a, out, b, input] of links) {
+            made[a].connect(out, made[b], made[b].inputs.findIndex(i => i.name === input));
+        }
+        g.setDirtyCanvas(true, true);
+        return true;
+    }""", [nodes, links])
+
+
+# ComfyUI's own answer for the preview: the steps KSampler / Flux2Scheduler run and, by the pack's own
+# sigma -> timestep conversion, those gamma acts on.
+def comfy_gamma_steps(cutoff, steps, scheduler="simple", denoise=1.0, family="Flux", flux2_size=None,
+                      shift=None):
+    import importlib
+    import types
+
+    from comfy_env import import_comfy
+    from pack import load_pack
+    import_comfy()
+    import comfy.model_base
+    import comfy.model_sampling
+    import comfy.samplers
+    import comfy.supported_models
+    paper_timestep = importlib.import_module(load_pack().__name__ + ".taca_core.schedule").paper_timestep
+    if shift is not None:  # ModelSamplingAuraFlow(shift)
+        ms = comfy.model_sampling.ModelSamplingDiscreteFlow()
+        ms.set_parameters(shift=shift, multiplier=1.0)
+    else:
+        config = types.SimpleNamespace(sampling_settings=getattr(comfy.supported_models, family).sampling_settings)
+        ms = comfy.model_base.model_sampling(config, comfy.model_base.ModelType.FLUX)
+    if flux2_size:
+        flux = importlib.import_module("comfy_extras.nodes_flux")
+        sigmas = flux.Flux2Scheduler.execute(steps=steps, width=flux2_size[0], height=flux2_size[1]).args[0]
+    else:
+        model = types.SimpleNamespace(get_model_object=lambda name: ms)
+        sigmas = comfy.samplers.KSampler(model, steps, "cpu", sampler="euler", scheduler=scheduler,
+                                         denoise=denoise).sigmas
+    t = paper_timestep(ms, sigmas[:-1]).tolist()
+    return ",".join(str(i + 1) for i, x in enumerate(t) if x >= cutoff)
+
+
+def test_schedule_preview_shows_the_samplers_steps_and_follows_the_cutoff(page, shots):
     load_workflow(page, "taca_flux1_dev")
     zoom_on(page, "TACAModelPatch")
     before = preview_state(page)
-    assert before and before["cutoff"] == "970" and before["box"] > 40
-    assert "FLUX.1, 30 steps: steps 1–3 of 30" in before["steps"]  # the official code's first 3 of 30
-    page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_970.png"))
+    assert before and before["cutoff"] == "970" and before["box"] > 60
+    assert before["mode"] == "sampler" and before["steps"] == "your sampler: steps 1–2 of 20 (simple, denoise 1.00)"
+    assert before["tacaSteps"] == comfy_gamma_steps(970, 20) == "1,2"
+    assert "KSampler · FLUX.1 (file flux1-dev.safetensors), default shift 1.15" in before["note"]
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_970.png")
     set_widget(page, "TACAModelPatch", "timestep_cutoff", 800)
     after = preview_state(page)
-    assert after["cutoff"] == "800" and after["steps"] != before["steps"] and after["width"] != before["width"]
-    page.locator(".taca-schedule-preview").first.screenshot(path=str(shots / "schedule_preview_800.png"))
+    assert after["cutoff"] == "800" and after["tacaSteps"] == comfy_gamma_steps(800, 20)
+    assert after["steps"] != before["steps"] and after["lo"] != before["lo"]
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_800.png")
     saved = page.evaluate("""() => window.app.graph._nodes.find(n => n.type === 'TACAModelPatch')
         .serialize().widgets_values""")
     assert saved == [1.2, 800], "the preview must not add to the saved widget values"
+
+
+def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page, shots):
+    load_workflow(page, "taca_flux1_dev")
+    zoom_on(page, "TACAModelPatch")
+    set_widget(page, "KSampler", "steps", 30)
+    state = preview_state(page)
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 30) == "1,2,3"  # the official code's first 3 of 30
+    assert state["steps"].startswith("your sampler: steps 1–3 of 30 (simple") and state["mode"] == "sampler"
+    for scheduler, denoise in [("beta", 1.0), ("beta", 0.8), ("normal", 0.6), ("karras", 1.0)]:
+        set_widget(page, "KSampler", "scheduler", scheduler)
+        set_widget(page, "KSampler", "denoise", denoise)
+        state = preview_state(page)
+        want = comfy_gamma_steps(970, 30, scheduler, denoise)
+        assert state["tacaSteps"] == want, (scheduler, denoise)
+        assert f"({scheduler}, denoise {denoise:.2f})" in state["steps"], state["steps"]
+    # a model node between the patch and the sampler sets the sampling: its shift is read
+    assert page.evaluate("""() => {
+        const g = window.app.graph, ks = g._nodes.find(n => n.type === 'KSampler');
+        const patch = g._nodes.find(n => n.type === 'TACAModelPatch');
+        const ms = window.LiteGraph.createNode('ModelSamplingAuraFlow');
+        ms.pos = [patch.pos[0] + 60, patch.pos[1] - 180];
+        g.add(ms);
+        ms.widgets.find(w => w.name === 'shift').value = 3.1;
+        patch.connect(0, ms, 0);
+        ms.connect(0, ks, ks.inputs.findIndex(i => i.name === 'model'));
+        g.setDirtyCanvas(true, true);
+        return ks.getInputNode(0) === ms;
+    }""")
+    set_widget(page, "KSampler", "scheduler", "simple")
+    set_widget(page, "KSampler", "denoise", 1.0)
+    redraw(page)
+    state = preview_state(page)
+    assert "ModelSamplingAuraFlow shift 3.1" in state["note"]
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 30, shift=3.1)
+    page.evaluate("""() => {  // no sampler: the typical schedules
+        const ks = window.app.graph._nodes.find(n => n.type === 'KSampler');
+        ks.disconnectInput(0);
+        window.app.graph.setDirtyCanvas(true, true);
+    }""")
+    redraw(page)
+    state = preview_state(page)
+    assert state["mode"] == "typical" and "no sampler linked" in state["note"]
+    rows = {(r["label"], r["steps"]): r["tacaSteps"] for r in state["rows"]}
+    for row in [("Qwen-Image", "20"), ("Z-Image", "25"), ("Z-Image Turbo", "8"), ("Krea 2 Turbo", "8"),
+                ("FLUX.2", "20"), ("FLUX.1", "20"), ("SD3.5", "20")]:
+        assert row in rows, rows
+    assert rows[("FLUX.1", "20")] == comfy_gamma_steps(970, 20)
+    redraw(page)  # the node grows to fit the rows
+    assert preview_state(page)["box"] >= page.evaluate(
+        "() => document.querySelector('.taca-schedule-preview').scrollHeight")
+    preview_shot(page, "TACAModelPatch", shots / "schedule_preview_typical.png")
+
+
+def test_schedule_preview_follows_a_custom_sampler(page):
+    """SamplerCustomAdvanced <- guider <- patch, with BasicScheduler's steps, scheduler and denoise."""
+    ok = build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "flux1-dev.safetensors"}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
+        "guider": ("BasicGuider", {}),
+        "sched": ("BasicScheduler", {"scheduler": "simple", "steps": 30, "denoise": 1.0}),
+        "sampler": ("SamplerCustomAdvanced", {}),
+    }, [("unet", 0, "patch", "model"), ("patch", 0, "guider", "model"), ("patch", 0, "sched", "model"),
+        ("guider", 0, "sampler", "guider"), ("sched", 0, "sampler", "sigmas")])
+    assert ok
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert state["mode"] == "sampler" and "SamplerCustomAdvanced" in state["note"]
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 30) == "1,2,3"
+    set_widget(page, "BasicScheduler", "denoise", 0.9)
+    set_widget(page, "BasicScheduler", "steps", 12)
+    assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(970, 12, denoise=0.9)
+
+
+def test_schedule_preview_follows_ksampler_advanced_start_and_end(page):
+    assert build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "flux1-dev.safetensors"}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 900}),
+        "ks": ("KSamplerAdvanced", {"steps": 20, "scheduler": "simple", "start_at_step": 2, "end_at_step": 10}),
+    }, [("unet", 0, "patch", "model"), ("patch", 0, "ks", "model")])
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert "runs steps 3–10" in state["steps"], state["steps"]
+    full = [int(k) for k in comfy_gamma_steps(900, 20).split(",")]
+    assert state["tacaSteps"] == ",".join(str(k) for k in full if 3 <= k <= 10) and full[0] == 1
+    set_widget(page, "KSamplerAdvanced", "start_at_step", 0)
+    assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(900, 20)
+
+
+def test_schedule_preview_reads_steps_through_switches_and_primitives(page):
+    """ComfyUI's own templates (Qwen-Image, Krea 2, ...) feed KSampler's steps from primitives via a switch,
+    and set the shift with ModelSamplingAuraFlow after the loader."""
+    ok = build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "qwen_image_fp8_e4m3fn.safetensors"}),
+        "shift": ("ModelSamplingAuraFlow", {"shift": 3.1}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
+        "few": ("PrimitiveInt", {"value": 8}),
+        "many": ("PrimitiveInt", {"value": 20}),
+        "flag": ("PrimitiveBoolean", {"value": False}),
+        "switch": ("ComfySwitchNode", {}),
+        "ks": ("KSampler", {"steps": 30, "scheduler": "simple", "denoise": 1.0}),
+    }, [("unet", 0, "shift", "model"), ("shift", 0, "patch", "model"), ("patch", 0, "ks", "model"),
+        ("many", 0, "switch", "on_false"), ("few", 0, "switch", "on_true"), ("flag", 0, "switch", "switch"),
+        ("switch", 0, "ks", "steps")])
+    if not ok:
+        pytest.skip("ComfySwitchNode / PrimitiveInt are not in this ComfyUI")
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert state["steps"].startswith("your sampler: ") and " of 20 " in state["steps"], state["steps"]
+    assert "Qwen-Image (file qwen_image_fp8_e4m3fn.safetensors), ModelSamplingAuraFlow shift 3.1" in state["note"]
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 20, shift=3.1)
+    set_widget(page, "PrimitiveBoolean", "value", True)
+    redraw(page)
+    state = preview_state(page)
+    assert " of 8 " in state["steps"] and state["tacaSteps"] == comfy_gamma_steps(970, 8, shift=3.1)
+
+
+def test_schedule_preview_follows_flux2_scheduler(page):
+    """FLUX.2's schedule: Flux2Scheduler's mu from the resolution and the step count."""
+    ok = build_graph(page, {
+        "unet": ("UNETLoader", {"unet_name": "flux2_dev_fp8mixed.safetensors"}),
+        "patch": ("TACAModelPatch", {"gamma": 1.2, "timestep_cutoff": 970}),
+        "guider": ("CFGGuider", {}),
+        "sched": ("Flux2Scheduler", {"steps": 20, "width": 1024, "height": 1024}),
+        "sampler": ("SamplerCustomAdvanced", {}),
+    }, [("unet", 0, "patch", "model"), ("patch", 0, "guider", "model"), ("guider", 0, "sampler", "guider"),
+        ("sched", 0, "sampler", "sigmas")])
+    if not ok:
+        pytest.skip("Flux2Scheduler is not in this ComfyUI (it came after 0.3.64)")
+    zoom_on(page, "TACAModelPatch")
+    state = preview_state(page)
+    assert "FLUX.2 (file flux2_dev_fp8mixed.safetensors)" in state["note"], state
+    assert state["tacaSteps"] == comfy_gamma_steps(970, 20, family="Flux2", flux2_size=(1024, 1024)), state
+    set_widget(page, "Flux2Scheduler", "steps", 4)
+    set_widget(page, "Flux2Scheduler", "width", 512)
+    assert preview_state(page)["tacaSteps"] == comfy_gamma_steps(970, 4, family="Flux2", flux2_size=(512, 1024))
 
 
 def test_lora_preview_follows_the_linked_patch(page, shots):
@@ -391,14 +603,16 @@ def test_lora_preview_follows_the_linked_patch(page, shots):
     zoom_on(page, "TACALoraLoader")
     state = preview_state(page, "TACALoraLoader")
     assert state and state["cutoff"] == "970" and "LoRA active with TACA" in state["caption"]
+    assert state["mode"] == "sampler" and state["tacaSteps"] == comfy_gamma_steps(970, 20)
     set_widget(page, "TACAModelPatch", "timestep_cutoff", 850)
-    page.evaluate("() => window.app.canvas.draw(true, true)")
-    assert preview_state(page, "TACALoraLoader")["cutoff"] == "850"
+    redraw(page)
+    state = preview_state(page, "TACALoraLoader")
+    assert state["cutoff"] == "850" and state["tacaSteps"] == comfy_gamma_steps(850, 20)
+    preview_shot(page, "TACALoraLoader", shots / "schedule_preview_lora.png")
     set_widget(page, "TACAModelPatch", "gamma", 1.0)
-    page.evaluate("() => window.app.canvas.draw(true, true)")
-    assert "never active" in preview_state(page, "TACALoraLoader")["caption"]
-    page.locator(".taca-schedule-preview[data-node-type=TACALoraLoader]").first.screenshot(
-        path=str(shots / "schedule_preview_lora.png"))
+    redraw(page)
+    state = preview_state(page, "TACALoraLoader")
+    assert "never active" in state["caption"] and state["tacaSteps"] == ""
     page.evaluate("""() => {  // unlink the patch: the LoRA falls back to the paper's window
         const lora = window.app.graph._nodes.find(n => n.type === 'TACALoraLoader');
         lora.disconnectOutput(0);
@@ -406,4 +620,4 @@ def test_lora_preview_follows_the_linked_patch(page, shots):
     }""")
     page.wait_for_timeout(300)
     state = preview_state(page, "TACALoraLoader")
-    assert state["cutoff"] == "970" and "no TACA Model Patch" in state["caption"]
+    assert state["cutoff"] == "970" and "no TACA Model Patch" in state["caption"] and state["mode"] == "typical"
