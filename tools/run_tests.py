@@ -1,6 +1,6 @@
 """Run the whole test suite: the core tier once, then the integration tier once per ComfyUI checkout.
 
-    python tools/run_tests.py [--install] [--strict] [COMFYUI_DIR ...]
+    python tools/run_tests.py [--install] [--strict] [--jobs N] [COMFYUI_DIR ...]
 
 COMFYUI_DIR defaults to $COMFYUI_PATH, which may hold several checkouts separated by ':'.
 --install  installs into this Python what each checkout needs (its requirements.txt, except
@@ -8,9 +8,12 @@ COMFYUI_DIR defaults to $COMFYUI_PATH, which may hold several checkouts separate
            packages it pins, into a cache folder that is put on PYTHONPATH for its run only.
 --strict   (CI) fails unless every integration module passed tests on every checkout given, and
            at least --min-versions checkouts were tested; skips of a whole module count as failures.
+--jobs N   runs up to N tiers at once (each single-threaded: tiny models run fastest that way);
+           each tier's output is printed when it ends.
 Prints a count per tier and ComfyUI version, then a total line.
 """
 import argparse
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -68,10 +71,12 @@ def frontend_dir(checkout: Path, install: bool):
     return target
 
 
-def run_pytest(label, paths, junit: Path, env):
-    print(f"\n[run_tests] ===== {label} =====", flush=True)
+def run_pytest(paths, junit: Path, env, log: Path) -> int:
+    """Runs one tier with its output in log; returns pytest's exit code."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-rs", f"--junitxml={junit}", *paths]
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    return rc
 
 
 def outcomes(junit: Path):
@@ -105,6 +110,7 @@ def main():
     ap.add_argument("--install", action="store_true")
     ap.add_argument("--strict", action="store_true")
     ap.add_argument("--min-versions", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     checkouts = args.checkouts or [Path(p) for p in os.environ.get("COMFYUI_PATH", "").split(os.pathsep) if p]
     checkouts = [c.expanduser().resolve() for c in checkouts]
@@ -114,23 +120,30 @@ def main():
     if args.install and checkouts:
         install_shared(checkouts)
 
-    problems, results = [], []
+    problems, tiers = [], []
     base_env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
-    with tempfile.TemporaryDirectory() as tmp:
-        junit = Path(tmp) / "core.xml"
-        rc = run_pytest("core tier", ["tests/core"], junit, base_env)
-        results.append(("core", "", outcomes(junit), rc))
-        for i, checkout in enumerate(checkouts):
-            version = comfyui_version(checkout)
-            env = {**base_env, "COMFYUI_PATH": str(checkout)}
-            if args.strict:
-                env["TACA_REQUIRE_INTEGRATION"] = "1"  # the harness fails instead of skipping
-            fe = frontend_dir(checkout, args.install)
-            if fe is not None:
-                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(fe), env.get("PYTHONPATH")]))
-            junit = Path(tmp) / f"integration_{i}.xml"
-            rc = run_pytest(f"integration tier, ComfyUI {version} ({checkout})", ["tests/integration"], junit, env)
-            results.append(("integration", version, outcomes(junit), rc))
+    base_env.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread each is fastest
+    tiers.append(("core", "", ["tests/core"], base_env))
+    for checkout in checkouts:
+        env = {**base_env, "COMFYUI_PATH": str(checkout)}
+        if args.strict:
+            env["TACA_REQUIRE_INTEGRATION"] = "1"  # the harness fails instead of skipping
+        fe = frontend_dir(checkout, args.install)
+        if fe is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(fe), env.get("PYTHONPATH")]))
+        tiers.append(("integration", comfyui_version(checkout), ["tests/integration"], env))
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        def run(i, tier):
+            name, version, paths, env = tier
+            junit, log = Path(tmp) / f"{i}.xml", Path(tmp) / f"{i}.log"
+            rc = run_pytest(paths, junit, env, log)
+            label = f"{name} tier" + (f", ComfyUI {version} ({env['COMFYUI_PATH']})" if version else "")
+            print(f"\n[run_tests] ===== {label} =====\n{log.read_text(errors='replace')}", flush=True)
+            return name, version, outcomes(junit), rc
+        for result in pool.map(run, range(len(tiers)), tiers):
+            results.append(result)
 
     print("\n[run_tests] ===== summary =====")
     grand = Counter()
