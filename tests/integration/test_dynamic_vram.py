@@ -25,7 +25,7 @@ import nodes as comfy_nodes  # noqa: E402
 
 from lora_files import write_lora  # noqa: E402
 from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, tiny_flux  # noqa: E402
+from tiny_models import model_call, tiny_flux  # noqa: E402
 
 _pack = load_pack().__name__
 lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
@@ -56,18 +56,6 @@ def taca_lora(model, name):
 
 def taca(model):
     return patch_node.TACAModelPatch.execute(model=model, gamma=1.5, timestep_cutoff=CUTOFF).result[0]
-
-
-def model_call(model, sigma, seed=0, load=True):
-    """One apply_model call, as a sampler makes it (wrappers included)."""
-    if load:
-        comfy.model_management.load_models_gpu([model])
-    (cond, extra), = make_conds("flux", 9, seed=seed)[0]
-    x = torch.randn(1, 16, 16, 16, generator=torch.Generator().manual_seed(seed))
-    options = {**model.model_options["transformer_options"], "wrappers": model.wrappers}
-    with torch.no_grad():
-        return model.model.apply_model(x, torch.tensor([sigma]), c_crossattn=cond, y=extra["pooled_output"],
-                                       guidance=torch.tensor([extra["guidance"]]), transformer_options=options)
 
 
 def make_vram_resident(model):

@@ -140,3 +140,23 @@ def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_n
     noise = comfy.sample.prepare_noise(latent, seed)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                                denoise=denoise, disable_pbar=True, seed=seed)
+
+
+def model_call(model, sigma, *, kind="flux", txt_len=9, seed=0, latent_hw=(16, 16), load=True):
+    """One apply_model call of `model` at `sigma`, as a sampler makes it (its wrappers included).
+
+    load: load the model first (comfy.model_management.load_models_gpu), as sampling does.
+    """
+    import comfy.model_management
+    if load:
+        comfy.model_management.load_models_gpu([model])
+    (cond, extra), = make_conds(kind, txt_len, seed=seed)[0]
+    channels = model.get_model_object("latent_format").latent_channels
+    x = torch.randn(1, channels, *latent_hw, generator=torch.Generator().manual_seed(seed))
+    kwargs = {"y": extra["pooled_output"]}
+    if "guidance" in extra:
+        kwargs["guidance"] = torch.tensor([extra["guidance"]])
+    options = {**model.model_options["transformer_options"], "wrappers": model.wrappers}
+    with torch.no_grad():
+        return model.model.apply_model(x, torch.tensor([sigma]), c_crossattn=cond, transformer_options=options,
+                                       **kwargs)
