@@ -126,11 +126,12 @@ def make_conds(model_kind, txt_len, batch=1, seed=0, neg_txt_len=None, guidance=
 
 
 def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_name="euler", scheduler="simple",
-               latent_hw=(16, 16), batch=1, denoise=1.0, latent=None):
+               latent_hw=(16, 16), batch=1, denoise=1.0, latent=None, callback=None):
     """Run comfy.sample.sample like KSampler's common_ksampler; returns the denoised latent [B, C, H, W].
 
     latent_hw is in latent pixels (the image is 8x larger). `latent` (optional) replaces the empty latent,
-    for denoise < 1. With cfg == 1.0 ComfyUI skips the negative entirely.
+    for denoise < 1. With cfg == 1.0 ComfyUI skips the negative entirely. callback(step, x0, x, total_steps)
+    is called after every step.
     """
     import comfy.sample
     if latent is None:
@@ -139,7 +140,7 @@ def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_n
     latent = comfy.sample.fix_empty_latent_channels(model, latent)
     noise = comfy.sample.prepare_noise(latent, seed)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
-                               denoise=denoise, disable_pbar=True, seed=seed)
+                               denoise=denoise, disable_pbar=True, seed=seed, callback=callback)
 
 
 def model_call(model, sigma, *, kind="flux", txt_len=9, seed=0, latent_hw=(16, 16), load=True):
