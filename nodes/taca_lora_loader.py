@@ -9,11 +9,12 @@ from comfy.patcher_extension import PatcherInjection, WrappersMP
 from comfy.weight_adapter import LoRAAdapter
 from comfy_api.latest import io
 
-from ..taca_core.families import FAMILIES, require_family
+from ..taca_core.families import FAMILIES
 from ..taca_core.lora_bypass import LoraBranch, LoraBypass, stack_branches
 from ..taca_core.lora_file import LoraFileError, load_lora_state_dict
 from ..taca_core.lora_keys import guess_lora_family, lora_layer_names
 from ..taca_core.lora_switch import LoraGate, SwitchedLoraWeight, TacaLoraApplyModelWrapper
+from ..taca_core.opaque_models import require_taca_can_act
 
 NODE = "TACALoraLoader"
 WHILE_TACA_ACTS = "while TACA acts"
@@ -92,7 +93,7 @@ def _switched(model, patches):
 
 
 def load_taca_lora(model, lora_name: str, strength: float, active: str):
-    family = require_family(NODE, model)
+    family = require_taca_can_act(NODE, model)
     if strength == 0:
         return model.clone()
     try:
