@@ -54,8 +54,8 @@ def _patcher(model_config, seed):
     return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
 
 
-def tiny_flux(seed=0, **dims):
-    """A FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks.
+def flux_config(**dims):
+    """ComfyUI's model config of a FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks.
 
     dims: overrides of FLUX (the benchmark builds a larger one).
     """
@@ -69,7 +69,12 @@ def tiny_flux(seed=0, **dims):
         **{**FLUX, **dims})
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)} | {"image_model"}
     unet_config = {k: v for k, v in unet_config.items() if k in known}
-    return _patcher(comfy.supported_models.Flux(unet_config), seed)
+    return comfy.supported_models.Flux(unet_config)
+
+
+def tiny_flux(seed=0, **dims):
+    """A FLUX.1-dev-shaped model with seeded random weights; dims: see flux_config."""
+    return _patcher(flux_config(**dims), seed)
 
 
 def tiny_sd3(seed=0, x_block_self_attn_layers=(), qk_norm=None):
