@@ -58,14 +58,16 @@ def _bypass_branch(patch, module):
 
 def _bypass_layer(base_model, key, plist):
     """(module path, (down, up)) when every patch of key is a plain LoRA on a Linear weight, else None."""
-    if not key.endswith(".weight"):
+    if not key.endswith(".weight"):  # a bias
         return None
-    path = key[:-len(".weight")]
-    module = base_model.get_submodule(path)
+    try:
+        module = base_model.get_submodule(key.removesuffix(".weight"))
+    except AttributeError:  # a bare parameter, not a layer's weight
+        return None
     branches = [_bypass_branch(p, module) for p in plist]
     if None in branches:
         return None
-    return path, stack_branches(branches, module.out_features)
+    return key.removesuffix(".weight"), stack_branches(branches, module.out_features)
 
 
 def _compute_dtype(base_model):

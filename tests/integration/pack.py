@@ -12,7 +12,8 @@ PEERS_ENV = "TACA_PEERS_DIR"  # the folder holding other packs the tests run bes
 def import_package(name: str, root: Path):
     """Import the folder `root` as the package `name` (once)."""
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, root / "__init__.py", submodule_search_locations=[str(root)])
+        spec = importlib.util.spec_from_file_location(name, root / "__init__.py",
+                                                      submodule_search_locations=[str(root)])
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

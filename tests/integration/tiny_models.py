@@ -46,12 +46,13 @@ def init_weights_(module, seed):
     return module
 
 
-def _patcher(model_config, seed):
+def _patcher(model_config, seed, device=CPU, dtype=torch.float32):
+    """device, dtype: where and in which dtype the model runs (the benchmarks' --device / --dtype)."""
     import comfy.model_patcher
-    model_config.set_inference_dtype(torch.float32, None)  # fp32 weights, no manual cast
+    model_config.set_inference_dtype(dtype, None)  # weights in dtype, no manual cast
     model = model_config.get_model({}, device=CPU)
     init_weights_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device(device), offload_device=CPU)
 
 
 def flux_config(**dims):
@@ -72,9 +73,9 @@ def flux_config(**dims):
     return comfy.supported_models.Flux(unet_config)
 
 
-def tiny_flux(seed=0, **dims):
+def tiny_flux(seed=0, device=CPU, dtype=torch.float32, **dims):
     """A FLUX.1-dev-shaped model with seeded random weights; dims: see flux_config."""
-    return _patcher(flux_config(**dims), seed)
+    return _patcher(flux_config(**dims), seed, device, dtype)
 
 
 def tiny_sd3(seed=0, x_block_self_attn_layers=(), qk_norm=None):
