@@ -13,6 +13,8 @@ layer of its blocks, the variants interleaved, and prints the time per step of:
                 functions, which make ComfyUI copy every adapted weight on every forward), every step
   copy-off      the same, no step
 plus the cost of one switch (the gate opened and closed per model call), and on CUDA the peak memory.
+On the CPU the time is this process's CPU time (one torch thread by default), which other processes on a
+shared machine disturb far less than wall time; on CUDA it is wall time, synchronised.
 """
 import argparse
 import os
@@ -33,9 +35,12 @@ ap.add_argument("--device", default="cpu", help="cpu or cuda")
 ap.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (CUDA default)")
 ap.add_argument("--reps", type=int, default=5)
 ap.add_argument("--steps", type=int, default=3)
+ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 ARGS = ap.parse_args()
 DEVICE = torch.device(ARGS.device)
 DTYPE = getattr(torch, ARGS.dtype or ("bfloat16" if DEVICE.type == "cuda" else "float32"))
+torch.set_num_threads(ARGS.threads)
+CLOCK = time.process_time if DEVICE.type == "cpu" else time.perf_counter
 
 from comfy_env import import_comfy  # noqa: E402
 
@@ -67,30 +72,32 @@ def sync():
 
 
 def per_step_times(models, pos, neg):
-    """Median seconds per step of each model (and CUDA peak bytes), interleaved so drift hits all alike."""
+    """Seconds per step of each model, (fastest run, median run), and CUDA peak bytes; the variants
+    interleaved so drift hits all alike. Interference from other processes only adds time: the fastest
+    run is the steadier figure on a shared machine."""
     times, peaks = {name: [] for name in models}, {}
     for rep in range(ARGS.reps + 1):
         for name, model in models.items():
             if DEVICE.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             sync()
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             run_sample(model, pos, neg, steps=ARGS.steps, latent_hw=LATENT_HW)
             sync()
             if rep:  # the first round warms up (and loads each model)
-                times[name].append((time.perf_counter() - t0) / ARGS.steps)
+                times[name].append((CLOCK() - t0) / ARGS.steps)
                 if DEVICE.type == "cuda":
                     peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated())
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}, peaks
+    return {name: (min(t), sorted(t)[len(t) // 2]) for name, t in times.items()}, peaks
 
 
 def switch_cost():
     gate = switch_mod.LoraGate()
     n = 100000
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(n):
         gate.close_to(gate.opened(True))
-    return (time.perf_counter() - t0) / n
+    return (CLOCK() - t0) / n
 
 
 def copy_variant(model, lora_sd):
@@ -130,16 +137,18 @@ def main():
         "copy-on": taca(copy_variant(fresh(), lora_sd)),
         "copy-off": taca(copy_variant(fresh(), lora_sd), on=False),
     }
-    threads = f"{torch.get_num_threads()} threads" if DEVICE.type == "cpu" else torch.cuda.get_device_name(DEVICE)
+    threads = (f"{torch.get_num_threads()} thread(s), CPU time" if DEVICE.type == "cpu"
+               else f"{torch.cuda.get_device_name(DEVICE)}, wall time")
     print(f"torch {torch.__version__}, ComfyUI {env.version}, {DEVICE.type} ({threads}), {DTYPE}; FLUX-shaped "
           f"{DIMS}, 128 text + {LATENT_HW[0] * LATENT_HW[1] // 4} image tokens, LoRA rank 16 on every block "
-          f"linear; median of {ARGS.reps} runs of {ARGS.steps} steps")
+          f"linear; {ARGS.reps} runs of {ARGS.steps} steps each")
     results, peaks = per_step_times(models, pos, neg)
-    print(f"{'':>12} {'s/step':>8} {'x base':>8}  base" + ("      peak MiB" if peaks else ""))
-    for name, t in results.items():
+    print(f"{'':>12} {'fastest':>8} {'x base':>7} {'median':>8} {'x base':>7}  base" + ("       peak MiB" if peaks else ""))
+    for name, (fastest, median) in results.items():
         base = "plain-off" if name.endswith("-off") else "plain"
         peak = f"  {peaks[name] / 2 ** 20:10.0f}" if peaks else ""
-        print(f"{name:>12} {t:8.4f} {t / results[base]:8.3f}  {base:<9}{peak}")
+        print(f"{name:>12} {fastest:8.4f} {fastest / results[base][0]:7.3f} {median:8.4f} "
+              f"{median / results[base][1]:7.3f}  {base:<9}{peak}")
     print(f"one switch (gate opened and closed, per model call): {switch_cost() * 1e9:.0f} ns")
 
 

@@ -57,7 +57,7 @@ def _bypass_branch(patch, module):
 
 
 def _bypass_layer(base_model, key, plist):
-    """(module path, (down, up)) when every patch of key is a plain LoRA on a Linear weight, else None."""
+    """(module path, LayerLora) when every patch of key is a plain LoRA on a Linear weight, else None."""
     if not key.endswith(".weight"):  # a bias
         return None
     try:

@@ -24,20 +24,21 @@ def branches(seed=1):
 
 
 def merged_delta(bs, out_f=12, in_f=8):
+    """What ComfyUI's LoRA adds to the weight: each branch on its rows."""
     delta = torch.zeros(out_f, in_f)
     for b in bs:
-        start, size = b.rows
+        start, size = b.rows or (0, out_f)
         delta[start:start + size] += b.scale * b.up @ b.down
     return delta
 
 
-def test_stacked_branches_equal_the_merged_lora():
-    bs = branches()
-    down, up = stack_branches(bs, 12)
-    torch.testing.assert_close(up @ down, merged_delta(bs))
-    full = LoraBranch(torch.randn(12, 2), torch.randn(2, 8), 0.5)  # no rows: the whole output
-    down, up = stack_branches([full], 12)
-    torch.testing.assert_close(up @ down, 0.5 * full.up @ full.down)
+def test_stacked_branches_add_the_merged_lora():
+    x, out = torch.randn(3, 8), torch.randn(3, 12)
+    for bs in (branches(), [LoraBranch(torch.randn(12, 2), torch.randn(2, 8), 0.5)],  # no rows: all of them
+               branches() + [LoraBranch(torch.randn(12, 2), torch.randn(2, 8), 0.5)]):  # overlapping rows
+        kept = out.clone()
+        torch.testing.assert_close(stack_branches(bs, 12).add_to(out, x), out + x @ merged_delta(bs).T)
+        assert torch.equal(out, kept), "the layer's output is never written"
 
 
 def test_branch_acts_only_while_its_gate_is_open_and_eject_restores():
