@@ -1,16 +1,19 @@
-"""TACA LoRA Loader node: ComfyUI glue; switching logic in taca_core.lora_switch."""
+"""TACA LoRA Loader node: ComfyUI glue; switching logic in taca_core.lora_switch and lora_bypass."""
 import comfy.lora
 import comfy.lora_convert
 import comfy.sd
-from comfy.model_patcher import LowVramPatch
 import folder_paths
-from comfy.patcher_extension import WrappersMP
+import torch
+from comfy.model_patcher import LowVramPatch
+from comfy.patcher_extension import PatcherInjection, WrappersMP
+from comfy.weight_adapter import LoRAAdapter
 from comfy_api.latest import io
 
-from ..taca_core.families import require_family
+from ..taca_core.lora_bypass import LoraBranch, LoraBypass, stack_branches
 from ..taca_core.lora_file import LoraFileError, load_lora_state_dict
 from ..taca_core.lora_keys import guess_lora_family, lora_layer_names
-from ..taca_core.lora_switch import LoraSwitch, SwitchedLoraWeight, TacaLoraApplyModelWrapper
+from ..taca_core.lora_switch import LoraGate, SwitchedLoraWeight, TacaLoraApplyModelWrapper
+from ..taca_core.opaque_models import require_taca_can_act
 
 NODE = "TACALoraLoader"
 WHILE_TACA_ACTS = "while TACA acts"
@@ -39,19 +42,60 @@ def _new_patches(lora_model, model):
             if len(plist) > len(model.patches.get(key, []))}
 
 
+def _bypass_branch(patch, module):
+    """The LoraBranch of one of ComfyUI's patch tuples: a plain LoRA on a Linear layer; else None."""
+    strength, adapter, strength_model, offset, function = patch
+    if not isinstance(adapter, LoRAAdapter) or strength_model != 1.0 or function is not None:
+        return None
+    up, down, alpha, mid, dora_scale, reshape = adapter.weights
+    if mid is not None or dora_scale is not None or reshape is not None or up.ndim != 2 or down.ndim != 2:
+        return None
+    if not isinstance(module, torch.nn.Linear) or (offset is not None and offset[0] != 0):
+        return None
+    scale = strength * (alpha / down.shape[0] if alpha is not None else 1.0)
+    return LoraBranch(up, down, float(scale), None if offset is None else (offset[1], offset[2]))
+
+
+def _bypass_layer(base_model, key, plist):
+    """(module path, LayerLora) when every patch of key is a plain LoRA on a Linear weight, else None."""
+    if not key.endswith(".weight"):  # a bias
+        return None
+    try:
+        module = base_model.get_submodule(key.removesuffix(".weight"))
+    except AttributeError:  # a bare parameter, not a layer's weight
+        return None
+    branches = [_bypass_branch(p, module) for p in plist]
+    if None in branches:
+        return None
+    return key.removesuffix(".weight"), stack_branches(branches, module.out_features)
+
+
+def _compute_dtype(base_model):
+    return getattr(base_model, "manual_cast_dtype", None) or base_model.get_dtype()
+
+
 def _switched(model, patches):
-    """A clone of model whose LoRA patches apply only while the switch is on."""
+    """A clone of model whose LoRA patches act only in the model calls where the gate is open."""
     switched = model.clone()
-    switch = LoraSwitch()
-    for key in patches:
-        # LowVramPatch: ComfyUI's weight_function that applies a key's patches (all LoRA formats, any dtype)
-        switched.add_weight_wrapper(key, SwitchedLoraWeight(switch, LowVramPatch(key, patches)))
-    switched.add_wrapper(WrappersMP.APPLY_MODEL, TacaLoraApplyModelWrapper(switch, NODE))
+    gate = LoraGate()
+    layers = {}
+    for key, plist in patches.items():
+        layer = _bypass_layer(switched.model, key, plist)
+        if layer is not None:
+            layers[layer[0]] = layer[1]
+        else:  # DoRA, LoHa, LoKr, conv, ...: ComfyUI's own patch function (LowVramPatch), on a copy
+            switched.add_weight_wrapper(key, SwitchedLoraWeight(gate, LowVramPatch(key, patches)))
+    if layers:
+        bypass = LoraBypass(gate, layers)
+        switched.set_injections(f"taca_lora_{gate.id}", [PatcherInjection(
+            inject=lambda mp: bypass.inject(mp.model, mp.load_device, _compute_dtype(mp.model)),
+            eject=lambda mp: bypass.eject(mp.model))])
+    switched.add_wrapper(WrappersMP.APPLY_MODEL, TacaLoraApplyModelWrapper(gate, NODE))
     return switched
 
 
 def load_taca_lora(model, lora_name: str, strength: float, active: str):
-    family = require_family(NODE, model)
+    family = require_taca_can_act(NODE, model)
     if strength == 0:
         return model.clone()
     try:

@@ -4,7 +4,7 @@ import logging
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io
 
-from ..taca_core.families import require_family
+from ..taca_core.opaque_models import require_taca_can_act
 from ..taca_core.schedule import GAMMA_RANGE, PAPER_GAMMA, PAPER_TIMESTEP_CUTOFF, TacaSchedule
 from ..taca_core.wrappers import SCHEDULE_KEY, TacaApplyModelWrapper, taca_outer_sample_wrapper
 
@@ -15,7 +15,7 @@ log = logging.getLogger("ComfyUI-TACA")
 def apply_taca(model, gamma: float, timestep_cutoff: float):
     """A clone of model with TACA; a TACA patch already on model is replaced (last one wins)."""
     node = TACAModelPatch.__name__
-    family = require_family(node, model)
+    family = require_taca_can_act(node, model)
     try:
         schedule = TacaSchedule(gamma, timestep_cutoff)
     except ValueError as e:

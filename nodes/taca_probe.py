@@ -6,7 +6,7 @@ import torch
 from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io, ui
 
-from ..taca_core.families import require_family
+from ..taca_core.opaque_models import require_taca_can_act
 from ..taca_core.probe import AttentionProbe
 from ..taca_core.probe_plot import render_probe_plot
 from ..taca_core.wrappers import PROBE_KEY, taca_probe_outer_sample_wrapper
@@ -19,7 +19,7 @@ ProbeType = io.Custom("TACA_PROBE")
 
 def attach_probe(model):
     """A clone of model that records the image->text attention share on every sampling run."""
-    require_family(PROBE, model)
+    require_taca_can_act(PROBE, model)
     probed = model.clone()
     probe = AttentionProbe()
     probed.model_options["transformer_options"][PROBE_KEY] = probe

@@ -1,11 +1,17 @@
-"""A LoRA that is on only while TACA acts, without touching the stored weights.
+"""A LoRA that is on only while TACA acts, switched per model call, touching no weight.
 
-ComfyUI hands a module's weight through its `weight_function`s (ModelPatcher
-weight wrappers) on every forward, on a copy. SwitchedLoraWeight applies the
-LoRA there (through ComfyUI's own patch function) while the shared switch is on; an apply_model wrapper turns the switch on
-for exactly the model calls in which TACA's gamma acts. Nothing is re-patched
-per step and no copy of the weights is kept.
+The on/off state lives in a context variable that an apply_model wrapper sets
+for exactly one model call. A context variable belongs to the thread that set
+it, so ComfyUI's multi-GPU work units (model calls of clones, in parallel
+threads, sharing these objects) never see each other's state; torch.compile
+guards on its value, so a graph traced with the LoRA on is never reused with it
+off. No object shared between calls holds a flag.
+
+The LoRA itself is added by taca_core.lora_bypass (plain LoRAs: a branch on the
+layer's output) or, for the other adapter types, by SwitchedLoraWeight below.
 """
+import contextvars
+import itertools
 import logging
 
 from .schedule import TacaSchedule
@@ -13,27 +19,50 @@ from .wrappers import SCHEDULE_KEY
 
 log = logging.getLogger("ComfyUI-TACA")
 
+_OPEN = contextvars.ContextVar("taca_open_lora_gates", default=frozenset())
+_ids = itertools.count()
 
-class LoraSwitch:
-    on = False
+
+class LoraGate:
+    """Names one TACA LoRA; open during the model calls where TACA acts."""
+
+    def __init__(self):
+        self.id = next(_ids)
+
+    def is_open(self) -> bool:
+        return self.id in _OPEN.get()
+
+    def opened(self, is_open: bool) -> contextvars.Token:
+        """Open (or close) the gate for the current thread; undo with close_to(token)."""
+        others = _OPEN.get() - {self.id}
+        return _OPEN.set(others | {self.id} if is_open else others)
+
+    @staticmethod
+    def close_to(token: contextvars.Token):
+        _OPEN.reset(token)
 
 
 class SwitchedLoraWeight:
-    """A weight_function that applies `patch` (weight -> patched weight) while the switch is on."""
+    """A ComfyUI weight function: `patch` (weight -> patched weight) while the gate is open.
 
-    def __init__(self, switch: LoraSwitch, patch):
-        self.switch = switch
+    For the adapter types a bypass branch cannot express (DoRA, LoHa, LoKr, ...).
+    ComfyUI may hand over the weight it keeps (dynamic VRAM's cached weight, with
+    no copy), and its patch functions add in place, so the patch gets a copy.
+    """
+
+    def __init__(self, gate: LoraGate, patch):
+        self.gate = gate
         self.patch = patch
 
     def __call__(self, weight):
-        return self.patch(weight) if self.switch.on else weight
+        return self.patch(weight.clone()) if self.gate.is_open() else weight
 
 
 class TacaLoraApplyModelWrapper:
-    """Switches the LoRA on for the model calls where the model's TACA patch applies gamma."""
+    """Opens the gate for the model calls where the model's TACA patch applies gamma."""
 
-    def __init__(self, switch: LoraSwitch, node_name: str):
-        self.switch = switch
+    def __init__(self, gate: LoraGate, node_name: str):
+        self.gate = gate
         self.node_name = node_name
         self.warned = False
 
@@ -47,8 +76,9 @@ class TacaLoraApplyModelWrapper:
                 log.warning("%s: this model has no TACA Model Patch, so the LoRA follows the paper's window "
                             "(timestep >= %s). Add TACA Model Patch (the LoRA alone does not improve alignment), "
                             "or set 'active' to 'every step'.", self.node_name, schedule.timestep_cutoff)
-        self.switch.on = schedule.gamma_at_sigma(executor.class_obj.model_sampling, t) != 1.0
+        on = schedule.gamma_at_sigma(executor.class_obj.model_sampling, t) != 1.0
+        token = self.gate.opened(on)
         try:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         finally:
-            self.switch.on = False
+            self.gate.close_to(token)

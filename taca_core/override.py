@@ -6,6 +6,7 @@ with `_inside_attn_wrapper` set in kwargs so that calling func again runs the
 real attention. This module only follows that calling convention; it imports
 nothing from ComfyUI.
 """
+import contextvars
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,10 +27,20 @@ class TacaCall:
     unexpected_shape: tuple = ()  # (queries, keys) of the first one
 
 
-class TacaAttentionOverride:
-    """TACA on the joint attention calls, through the override it found (or ComfyUI's function)."""
+# The TacaCall of the model call this thread is running (None: gamma does not act in it). A context
+# variable, not an attribute: per thread (multi-GPU work units), and guarded by torch.compile, which
+# ComfyUI tells to ignore everything reached through transformer_options.
+CURRENT_CALL = contextvars.ContextVar("taca_current_call", default=None)
 
-    def __init__(self, call: TacaCall, previous=None):
+
+class TacaAttentionOverride:
+    """TACA on the joint attention calls, through the override it found (or ComfyUI's function).
+
+    call: the TacaCall to apply; None (what the wrapper installs) reads CURRENT_CALL on every
+    attention call and passes the call through unchanged when there is none.
+    """
+
+    def __init__(self, call: TacaCall = None, previous=None):
         self.call = call
         self.previous = previous
 
@@ -41,8 +52,10 @@ class TacaAttentionOverride:
     def __call__(self, func, q, k, v, *rest, **kwargs):
         # ComfyUI layouts: skip_reshape -> [B, H, L, D], else [B, L, H*D] (or [B, L, H, D]);
         # the output is [B, H, L, D] only with skip_output_reshape.
+        call = self.call if self.call is not None else CURRENT_CALL.get()
+        if call is None:  # outside the window: this attention call passes through unchanged
+            return self._next(func, q, k, v, *rest, **kwargs)
         token_dim = 2 if kwargs.get("skip_reshape", False) else 1
-        call = self.call
         call.seen += 1
         kind, spans = call.layout.classify(q.shape[token_dim], k.shape[token_dim])
         if kind != JOINT:

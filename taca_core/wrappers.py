@@ -1,9 +1,14 @@
 """The two ComfyUI wrappers that drive TACA (duck-typed; no ComfyUI import).
 
 apply_model: per model call, decide from sigma whether gamma acts; if so, read
-this call's token layout (from the family table) and install the TACA attention
-override for this call only, on a copy of transformer_options. Outside the window
-nothing is touched, so the output is bit-identical to the unpatched model.
+this call's token layout (from the family table) into a TacaCall, this thread's CURRENT_CALL for the
+call. The attention override goes into a copy of transformer_options on every
+call of a model whose gamma is not 1, inside the window or not: under
+torch.compile (ComfyUI's compile guards ignore transformer_options) every call
+then traces the same code, which guards on CURRENT_CALL, so a graph traced with
+TACA is never reused without it. Outside the window the override passes each
+attention call through unchanged: the output is bit-identical to the unpatched
+model's.
 
 outer_sample: per sampling run, warn when gamma was due but TACA did not act on
 every model call, naming what it saw: no attention call at all (another node
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .families import Family
-from .override import TacaAttentionOverride, TacaCall
+from .override import CURRENT_CALL, TacaAttentionOverride, TacaCall
 from .schedule import TacaSchedule, paper_timestep
 
 OVERRIDE_KEY = "optimized_attention_override"
@@ -80,25 +85,29 @@ class TacaApplyModelWrapper:
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None,
                  transformer_options={}, **kwargs):
+        probe = transformer_options.get(PROBE_KEY)
+        if self.schedule.gamma == 1.0 and probe is None:  # never acts: leave every call alone
+            return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         base_model = executor.class_obj
         gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
-        probe = transformer_options.get(PROBE_KEY)
-        layout = None
+        call = None
         if gamma != 1.0 or probe is not None:
             layout = self.family.call_layout(base_model.diffusion_model, x, c_crossattn, kwargs)
-        if layout is None or layout.text <= 0:
-            return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
-
-        call = TacaCall(gamma, layout)
-        if probe is not None:
-            timestep = paper_timestep(base_model.model_sampling, t).max().item()
-            call.probe = probe.new_call(t.max().item(), timestep, gamma)
+            if layout is not None and layout.text > 0:
+                call = TacaCall(gamma, layout)
+                if probe is not None:
+                    timestep = paper_timestep(base_model.model_sampling, t).max().item()
+                    call.probe = probe.new_call(t.max().item(), timestep, gamma)
         options = transformer_options.copy()
-        options[OVERRIDE_KEY] = TacaAttentionOverride(call, options.get(OVERRIDE_KEY))
-        out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+        options[OVERRIDE_KEY] = TacaAttentionOverride(previous=options.get(OVERRIDE_KEY))
+        token = CURRENT_CALL.set(call)
+        try:
+            out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+        finally:
+            CURRENT_CALL.reset(token)
 
         run = transformer_options.get(RUN_KEY)
-        if run is not None and gamma != 1.0:
+        if run is not None and call is not None and gamma != 1.0:
             run.record(call)
         return out
 

@@ -27,8 +27,10 @@ def skip_or_fail(reason: str):
 _env = None  # the namespace returned by the first successful call
 
 
-def import_comfy():
+def import_comfy(cpu=True):
     """Import ComfyUI from $COMFYUI_PATH with args.cpu forced; returns a namespace of its modules.
+
+    cpu=False (the benchmarks' --device cuda) leaves ComfyUI's device choice alone.
 
     Returned attributes: path (the resolved checkout), comfy, folder_paths, model_management,
     version (ComfyUI's __version__ string, or "unknown").
@@ -54,10 +56,10 @@ def import_comfy():
     import comfy.cli_args
 
     # model_management decides its device once, at import time, from args.cpu.
-    comfy.cli_args.args.cpu = True
+    comfy.cli_args.args.cpu = cpu
     already = "comfy.model_management" in sys.modules
     import comfy.model_management as mm
-    if already and mm.cpu_state != mm.CPUState.CPU:
+    if already and cpu and mm.cpu_state != mm.CPUState.CPU:
         raise RuntimeError("comfy.model_management was imported before import_comfy() forced args.cpu")
 
     import folder_paths  # ComfyUI's root-level module (needs the root on sys.path and comfy.cli_args)

@@ -51,8 +51,11 @@ def _shape(model, key_map, name):
     return out_features, weight.shape[1]
 
 
-def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5):
-    """A random LoRA for `model` in `fmt`; every layer name must be one ComfyUI maps for this model."""
+def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5, dora=False):
+    """A random LoRA for `model` in `fmt`; every layer name must be one ComfyUI maps for this model.
+
+    dora: also write DoRA magnitudes (`.dora_scale`, one per output row), for the kohya/comfy formats.
+    """
     import comfy.lora
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     g = torch.Generator().manual_seed(seed)
@@ -67,5 +70,7 @@ def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5):
         else:
             sd[f"{name}.lora_down.weight"], sd[f"{name}.lora_up.weight"] = down, up
             sd[f"{name}.alpha"] = torch.tensor(float(rank) / 2)
+        if dora:
+            sd[f"{name}.dora_scale"] = 1.0 + 0.1 * torch.randn(out_f, 1, generator=g)
     save_file(sd, str(path))
     return path

@@ -108,8 +108,8 @@ def test_active_exactly_while_taca_acts(lora_dir, base, kind, fmt, order, cfg):
 def test_lora_is_off_between_model_calls(lora_dir, base, kind):
     model = taca(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff=0)
     sample(model, kind)  # every call is in the window: the LoRA was on in the last one
-    wrappers = [w for w in model.get_all_wrappers("apply_model") if hasattr(w, "switch")]
-    assert len(wrappers) == 1 and wrappers[0].switch.on is False
+    wrappers = [w for w in model.get_all_wrappers("apply_model") if hasattr(w, "gate")]
+    assert len(wrappers) == 1 and not wrappers[0].gate.is_open()
 
 
 def test_gamma_one_means_lora_off(lora_dir, base, kind):

@@ -255,3 +255,21 @@ def test_second_run_behaves_like_the_first(base, family):
     first = sample(patched, family, seed=1)
     sample(patched, family, seed=2, txt=5)
     assert torch.equal(sample(patched, family, seed=1), first)
+
+
+@pytest.mark.parametrize("node", ["TACAModelPatch", "TACALoraLoader"])
+@pytest.mark.parametrize("module,cls,what", [
+    ("ComfyUI-nunchaku.wrappers.flux", "ComfyFluxWrapper", "FLUX.1"),
+    ("comfyui-nunchaku.models.qwenimage", "NunchakuQwenImageTransformer2DModel", "Qwen-Image"),
+])
+def test_nunchaku_models_are_refused_at_both_nodes(node, module, cls, what):
+    """Nunchaku's loaders put their own transformer (own attention kernels) in model.diffusion_model."""
+    model = MODELS["flux"]()
+    model.model.diffusion_model = type(cls, (torch.nn.Module,), {"__module__": module})()  # a stand-in
+    lora_node = importlib.import_module(load_pack().__name__ + ".nodes.taca_lora_loader")
+    run = {"TACAModelPatch": lambda: patch(model),
+           "TACALoraLoader": lambda: lora_node.TACALoraLoader.execute(model=model, lora_name="any.safetensors",
+                                                                      strength=1.0, active=lora_node.WHILE_TACA_ACTS)}
+    with pytest.raises(ValueError, match=rf"^{node}: this is a Nunchaku \(SVDQuant\) {what} model\. .*own attention "
+                                         r"kernels.*silently do nothing"):
+        run[node]()

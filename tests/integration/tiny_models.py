@@ -46,16 +46,17 @@ def init_weights_(module, seed):
     return module
 
 
-def _patcher(model_config, seed):
+def _patcher(model_config, seed, device=CPU, dtype=torch.float32):
+    """device, dtype: where and in which dtype the model runs (the benchmarks' --device / --dtype)."""
     import comfy.model_patcher
-    model_config.set_inference_dtype(torch.float32, None)  # fp32 weights, no manual cast
+    model_config.set_inference_dtype(dtype, None)  # weights in dtype, no manual cast
     model = model_config.get_model({}, device=CPU)
     init_weights_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device(device), offload_device=CPU)
 
 
-def tiny_flux(seed=0, **dims):
-    """A FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks.
+def flux_config(**dims):
+    """ComfyUI's model config of a FLUX.1-dev-shaped model (guidance-distilled): double + single stream blocks.
 
     dims: overrides of FLUX (the benchmark builds a larger one).
     """
@@ -69,7 +70,12 @@ def tiny_flux(seed=0, **dims):
         **{**FLUX, **dims})
     known = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)} | {"image_model"}
     unet_config = {k: v for k, v in unet_config.items() if k in known}
-    return _patcher(comfy.supported_models.Flux(unet_config), seed)
+    return comfy.supported_models.Flux(unet_config)
+
+
+def tiny_flux(seed=0, device=CPU, dtype=torch.float32, **dims):
+    """A FLUX.1-dev-shaped model with seeded random weights; dims: see flux_config."""
+    return _patcher(flux_config(**dims), seed, device, dtype)
 
 
 def tiny_sd3(seed=0, x_block_self_attn_layers=(), qk_norm=None):
@@ -126,11 +132,12 @@ def make_conds(model_kind, txt_len, batch=1, seed=0, neg_txt_len=None, guidance=
 
 
 def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_name="euler", scheduler="simple",
-               latent_hw=(16, 16), batch=1, denoise=1.0, latent=None):
+               latent_hw=(16, 16), batch=1, denoise=1.0, latent=None, callback=None):
     """Run comfy.sample.sample like KSampler's common_ksampler; returns the denoised latent [B, C, H, W].
 
     latent_hw is in latent pixels (the image is 8x larger). `latent` (optional) replaces the empty latent,
-    for denoise < 1. With cfg == 1.0 ComfyUI skips the negative entirely.
+    for denoise < 1. With cfg == 1.0 ComfyUI skips the negative entirely. callback(step, x0, x, total_steps)
+    is called after every step.
     """
     import comfy.sample
     if latent is None:
@@ -139,4 +146,24 @@ def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_n
     latent = comfy.sample.fix_empty_latent_channels(model, latent)
     noise = comfy.sample.prepare_noise(latent, seed)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
-                               denoise=denoise, disable_pbar=True, seed=seed)
+                               denoise=denoise, disable_pbar=True, seed=seed, callback=callback)
+
+
+def model_call(model, sigma, *, kind="flux", txt_len=9, seed=0, latent_hw=(16, 16), load=True):
+    """One apply_model call of `model` at `sigma`, as a sampler makes it (its wrappers included).
+
+    load: load the model first (comfy.model_management.load_models_gpu), as sampling does.
+    """
+    import comfy.model_management
+    if load:
+        comfy.model_management.load_models_gpu([model])
+    (cond, extra), = make_conds(kind, txt_len, seed=seed)[0]
+    channels = model.get_model_object("latent_format").latent_channels
+    x = torch.randn(1, channels, *latent_hw, generator=torch.Generator().manual_seed(seed))
+    kwargs = {"y": extra["pooled_output"]}
+    if "guidance" in extra:
+        kwargs["guidance"] = torch.tensor([extra["guidance"]])
+    options = {**model.model_options["transformer_options"], "wrappers": model.wrappers}
+    with torch.no_grad():
+        return model.model.apply_model(x, torch.tensor([sigma]), c_crossattn=cond, transformer_options=options,
+                                       **kwargs)

@@ -1,0 +1,78 @@
+"""TACA and its LoRA under torch.compile, through ComfyUI's own TorchCompileModel node.
+
+ComfyUI (0.5+) tells torch.compile to ignore everything reached through transformer_options when it
+decides whether a compiled graph still fits a call, and TACA decides per model call. A graph traced
+in the window must never serve a call outside it, nor the other way round: each step of a compiled
+run equals the same step uncompiled, with a window covering only the first step, over two runs.
+The backend is aot_eager (no C++ compiler needed; TorchCompileModel offers inductor, which goes
+through the same graph capture and guards).
+"""
+import importlib
+
+import pytest
+import torch
+
+from comfy_env import import_comfy
+
+env = import_comfy()
+
+import comfy.samplers  # noqa: E402
+
+from lora_files import write_lora  # noqa: E402
+from pack import load_pack  # noqa: E402
+from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
+
+_pack = load_pack().__name__
+lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
+patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+STEPS = 2  # the first in the window, the second not
+LORA = "compile.safetensors"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lora_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("loras")
+    env.folder_paths.add_model_folder_path("loras", str(d))
+    write_lora(d / LORA, tiny_flux(), "flux", "diffusers")
+
+
+def first_step_only(model):
+    """A cutoff between the first and second step's timestep."""
+    t = 1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
+    return int((t[0] + t[1]) / 2)
+
+
+def per_step(model):
+    """The denoised prediction of every step of one sampling run."""
+    pos, neg = make_conds("flux", 9)
+    steps = []
+    run_sample(model, pos, neg, steps=STEPS, callback=lambda i, x0, x, n: steps.append(x0.clone()))
+    return steps
+
+
+@pytest.mark.parametrize("node", ["TACAModelPatch", "TACALoraLoader"])  # each decides per call on its own
+def test_compiled_equals_uncompiled_on_every_step_over_two_runs(node):
+    try:
+        from comfy_extras.nodes_torch_compile import TorchCompileModel
+    except ImportError:
+        pytest.skip(f"ComfyUI {env.version} has no TorchCompileModel node")
+    torch._dynamo.reset()
+    base = tiny_flux()
+    if node == "TACAModelPatch":
+        model = patch_node.TACAModelPatch.execute(model=base, gamma=1.5,
+                                                  timestep_cutoff=first_step_only(base)).result[0]
+    else:  # without a TACA Model Patch it follows the paper's window, timestep >= 970: the first step
+        assert first_step_only(base) < 970
+        model = lora_node.TACALoraLoader.execute(model=base, lora_name=LORA, strength=1.0,
+                                                 active=lora_node.WHILE_TACA_ACTS).result[0]
+    expected = per_step(model)
+    plain = per_step(base)
+    assert (expected[0] - plain[0]).abs().max() > 1e-3, "the node acts on the first step"
+    compiled = TorchCompileModel.execute(model=model, backend="aot_eager").result[0]  # ComfyUI's node code
+    try:
+        for run in range(2):
+            for step, (got, want) in enumerate(zip(per_step(compiled), expected, strict=True)):
+                torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5,
+                                           msg=lambda m: f"run {run}, step {step}: {m}")
+    finally:
+        torch._dynamo.reset()
