@@ -194,6 +194,8 @@ def test_text_padding_mask_reaches_every_piece():
     base = spec.build()
     pos, neg = conds(spec, TXT)
     pos[0][1]["attention_mask"] = torch.tensor([[1] * (TXT - 3) + [0] * 3])
+    if torch.equal(sample(base, spec, positive=pos), sample(base, spec)):
+        pytest.skip("this ComfyUI release's Qwen-Image does not apply the text mask in attention")
     calls = []
     got = sample(patch(base), spec, positive=pos)
     ref = sample(with_override(base, dense_reference_override(1.5, 0, joint(spec, TXT), calls)), spec, positive=pos)

@@ -149,7 +149,8 @@ def test_wrong_family_lora_is_named(lora_dir):
                                          r".*look like a SD3 LoRA"):
         taca_lora(flux, sd3_lora)
     flux_lora = lora_file(lora_dir, flux, "flux", "diffusers")
-    with pytest.raises(ValueError, match=r"matches 16 of its 26 layers in this SD3 model.*look like a FLUX LoRA"):
+    with pytest.raises(ValueError, match=r"matches 16 of its 26 layers in this SD3 model"
+                                         r".*look like a FLUX \(or Chroma, HunyuanVideo\) LoRA"):
         taca_lora(sd3, flux_lora)
 
 
