@@ -7,6 +7,7 @@ family puts its text), materialises the logits and multiplies the image-query x 
 It never uses taca_core. Runs use CFG with unequal prompt lengths and a batch of 2 latents.
 """
 import collections
+import functools
 import importlib
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ import torch
 
 from comfy_env import import_comfy
 
-import_comfy()
+env = import_comfy()
 
 import comfy.lora  # noqa: E402
 import comfy.samplers  # noqa: E402
@@ -25,7 +26,6 @@ from safetensors.torch import save_file  # noqa: E402
 from pack import load_pack  # noqa: E402
 from tiny_families_b import O1_TEMPLATE_TOKENS, TINY, skip_unless_available, tiny_seedvr2  # noqa: E402
 
-env = import_comfy()
 TACAModelPatch = importlib.import_module(load_pack().__name__ + ".nodes.taca_model_patch").TACAModelPatch
 TACALoraLoader = importlib.import_module(load_pack().__name__ + ".nodes.taca_lora_loader").TACALoraLoader
 schedule = importlib.import_module(load_pack().__name__ + ".taca_core.schedule")
@@ -117,6 +117,7 @@ class CallCounter:
 
 # ------------------------------------------------------------------ the cases
 # name -> (family, cond options, spec). Visual tokens: the tiny latents of TINY (see tiny_families_b).
+@functools.lru_cache(maxsize=None)
 def o1_vision_block_tokens():
     """Edit mode: the tokens ComfyUI splices into the prefix for one 64x64 reference on the tiny latent
     ([vision_start, image_pad x ViT tokens, vision_end]), by ComfyUI's own preprocessing."""
@@ -129,10 +130,11 @@ def o1_vision_block_tokens():
 def o1_spec(edit):
     """HiDream-O1: the prefix is the first nk - nq keys (the queries are the generation rows). Its text:
     all of it (text-to-image), or in edit mode all but the 3 template tokens and the vision block
-    before the prompt."""
+    before the prompt. Text-to-image keys: prefix (prompt + template, tms excluded) + tms + 6 patches."""
     def cols(nq, nk):  # every HiDream-O1 call through transformer_options is a generation-row call
         return (3 + o1_vision_block_tokens() if edit else 0, nk - nq)
-    return Spec(cols, set(), queries_at_end=True)
+    t2i_keys = {n + O1_TEMPLATE_TOKENS - 1 + 1 + 6 for n in (POS, NEG)}
+    return Spec(cols, set() if edit else t2i_keys, queries_at_end=True)
 
 
 CASES = {
@@ -151,7 +153,6 @@ CASES = {
     "hidream_o1": ("hidream_o1", {}, o1_spec(edit=False)),
     "hidream_o1_edit": ("hidream_o1", {"ref_images": 1}, o1_spec(edit=True)),
 }
-CASES["hidream_o1"][2].joint_keys.update({POS + O1_TEMPLATE_TOKENS - 1 + 7, NEG + O1_TEMPLATE_TOKENS - 1 + 7})
 
 
 _models = {}
