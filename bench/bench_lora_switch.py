@@ -14,7 +14,8 @@ layer of its blocks, the variants interleaved, and prints the time per step of:
   copy-off      the same, no step
 plus the cost of one switch (the gate opened and closed per model call), and on CUDA the peak memory.
 On the CPU the time is this process's CPU time (one torch thread by default), which other processes on a
-shared machine disturb far less than wall time; on CUDA it is wall time, synchronised.
+shared machine disturb far less than wall time; on CUDA it is wall time, synchronised. Models load through
+ComfyUI's classic ModelPatcher (dynamic VRAM needs ComfyUI's server start-up).
 """
 import argparse
 import os

@@ -1,4 +1,4 @@
-"""A LoRA that is on only while TACA acts, switched per model call, touching no weight.
+"""A LoRA that is on only while TACA acts, switched per model call, never writing a weight.
 
 The on/off state lives in a context variable that an apply_model wrapper sets
 for exactly one model call. A context variable belongs to the thread that set
