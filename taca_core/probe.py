@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .attention import scale_keys
+
 
 def text_indicator(k: torch.Tensor, text_keys: tuple) -> torch.Tensor:
     """[..., keys, 1]: 1 on the text keys, 0 elsewhere."""
@@ -28,21 +30,23 @@ def image_text_share(q, k, text_keys: tuple, text_queries: tuple, gamma: float =
     text_queries: (start, end) of the query rows that are not image queries (the text stream);
     mask: broadcastable to [B, H, queries, keys] (bool: True = attend, or additive).
     """
+    return float(_share(q, k, text_keys, text_queries, gamma, mask, scale))
+
+
+def _share(q, k, text_keys, text_queries, gamma, mask, scale) -> torch.Tensor:
+    """image_text_share as a 0-d tensor on q's device: recording it needs no device sync."""
     if gamma != 1.0:
-        start, end = text_keys
-        k = k.clone()  # never scale the caller's keys in place
-        k[..., start:end, :] *= gamma
+        k = scale_keys(k, text_keys, gamma, token_dim=-2)  # a copy: the caller's keys stay as they are
     share = F.scaled_dot_product_attention(q, k, text_indicator(k, text_keys), attn_mask=mask, scale=scale)
     t0, t1 = text_queries
-    image_rows = torch.cat((share[..., :t0, 0], share[..., t1:, 0]), dim=-1)
-    return float(image_rows.float().mean())
+    return torch.cat((share[..., :t0, 0], share[..., t1:, 0]), dim=-1).float().mean()
 
 
 @dataclass
 class ProbeBlock:
     index: int
-    share_plain: float
-    share_taca: float
+    share_plain: torch.Tensor  # 0-d; read out (one device sync) only when the plot asks
+    share_taca: torch.Tensor
 
 
 @dataclass
@@ -55,9 +59,8 @@ class ProbeCall:
 
     def record(self, q, k, text_keys, text_queries, mask=None, scale=None):
         """One joint attention call, on [B, H, tokens, D] tensors."""
-        plain = image_text_share(q, k, text_keys, text_queries, 1.0, mask, scale)
-        taca = plain if self.gamma == 1.0 else image_text_share(q, k, text_keys, text_queries, self.gamma, mask,
-                                                                scale)
+        plain = _share(q, k, text_keys, text_queries, 1.0, mask, scale)
+        taca = plain if self.gamma == 1.0 else _share(q, k, text_keys, text_queries, self.gamma, mask, scale)
         self.blocks.append(ProbeBlock(len(self.blocks), plain, taca))
 
 
@@ -87,5 +90,6 @@ class AttentionProbe:
         with self._lock:
             calls = [c for c in self.calls if c.blocks]
         return {"calls": [{"sigma": c.sigma, "timestep": c.timestep, "gamma": c.gamma,
-                           "blocks": [{"index": b.index, "share_plain": b.share_plain, "share_taca": b.share_taca}
+                           "blocks": [{"index": b.index, "share_plain": float(b.share_plain),
+                                       "share_taca": float(b.share_taca)}
                                       for b in c.blocks]} for c in calls]}
