@@ -1,4 +1,4 @@
-"""ComfyUI-TACA: Temperature-Adjusted Cross-modal Attention for MM-DiTs (FLUX, SD3/SD3.5)."""
+"""ComfyUI-TACA: Temperature-Adjusted Cross-modal Attention for the MM-DiTs ComfyUI runs."""
 
 WEB_DIRECTORY = "./web"  # the schedule preview on the TACA Model Patch node
 

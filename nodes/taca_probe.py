@@ -1,31 +1,16 @@
-"""TACA Attention Probe and TACA Probe Plot nodes: ComfyUI glue around taca_core.probe."""
+"""TACA Attention Probe and TACA Probe Plot nodes."""
 import json
 
 import numpy as np
 import torch
-from comfy.patcher_extension import WrappersMP
 from comfy_api.latest import io, ui
 
-from ..taca_core.opaque_models import require_taca_can_act
-from ..taca_core.probe import AttentionProbe
+from ..taca_comfy.probe import attach_probe
 from ..taca_core.probe_plot import render_probe_plot
-from ..taca_core.wrappers import PROBE_KEY, taca_probe_outer_sample_wrapper
 
 PROBE = "TACAAttentionProbe"
 PLOT = "TACAProbePlot"
-WRAPPER_KEY = "taca_probe"
 ProbeType = io.Custom("TACA_PROBE")
-
-
-def attach_probe(model):
-    """A clone of model that records the image->text attention share on every sampling run."""
-    require_taca_can_act(PROBE, model)
-    probed = model.clone()
-    probe = AttentionProbe()
-    probed.model_options["transformer_options"][PROBE_KEY] = probe
-    probed.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY)
-    probed.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, taca_probe_outer_sample_wrapper)
-    return probed, probe
 
 
 def image_tensor(pil_image) -> torch.Tensor:
@@ -57,7 +42,7 @@ class TACAAttentionProbe(io.ComfyNode):
 
     @classmethod
     def execute(cls, model) -> io.NodeOutput:
-        return io.NodeOutput(*attach_probe(model))
+        return io.NodeOutput(*attach_probe(PROBE, model))
 
 
 class TACAProbePlot(io.ComfyNode):

@@ -52,3 +52,20 @@ class TokenLayout:
     def describe(self) -> str:
         parts = [("visual", self.before), ("register", self.registers), ("text", self.text), ("visual", self.after)]
         return " + ".join(f"{n} {kind}" for kind, n in parts if n) + f" = {self.total} tokens"
+
+
+@dataclass(frozen=True)
+class GenerationRowsLayout(TokenLayout):
+    """A joint call whose queries are the LAST keys: the generation rows of a causal-prefix model.
+
+    A causal-prefix model (HiDream-O1) runs its text prefix's own rows elsewhere (causal, text only) and hands only the
+    generation rows to ComfyUI's attention, with every key (the prefix's from its KV cache from the
+    second call on). None of those query rows is text, so each gets gamma on the text keys.
+    """
+
+    def classify(self, n_queries: int, n_keys: int):
+        if n_keys < self.total:
+            return NOT_JOINT, None
+        if n_keys == self.total and n_queries == n_keys - self.text_stream[1]:
+            return JOINT, (self.text_keys, (0, 0))
+        return UNEXPECTED, None

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from taca_core.attention import dense_taca_attention, taca_attention, taca_split_attention
+from comfyui_taca_under_test.taca_core.attention import dense_taca_attention, taca_attention, taca_split_attention
 
 TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 

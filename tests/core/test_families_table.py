@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from taca_core.families import FAMILIES, family_of, grid_tokens, require_family
+from comfyui_taca_under_test.taca_comfy.families import FAMILIES, family_of, require_family
+from comfyui_taca_under_test.taca_comfy.layouts import grid_tokens
 
 
 def fake_model(class_path):

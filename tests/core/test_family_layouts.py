@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from taca_core import family_layouts as fl
-from taca_core.attention import dense_taca_attention, taca_split_attention
-from taca_core.layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
+from comfyui_taca_under_test.taca_comfy import layouts as fl
+from comfyui_taca_under_test.taca_core.attention import dense_taca_attention, taca_split_attention
+from comfyui_taca_under_test.taca_core.layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
 
 
 def z(*shape):

@@ -1,6 +1,6 @@
 import pytest
 
-from taca_core.layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
+from comfyui_taca_under_test.taca_core.layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
 
 
 @pytest.mark.parametrize("layout,nq,nk,expected", [

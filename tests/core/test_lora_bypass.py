@@ -3,8 +3,8 @@ import threading
 
 import torch
 
-from taca_core.lora_bypass import LoraBranch, LoraBypass, stack_branches
-from taca_core.lora_switch import LoraGate
+from comfyui_taca_under_test.taca_core.lora_branch import LoraBranch, LoraBypass, stack_branches
+from comfyui_taca_under_test.taca_comfy.lora_switch import LoraGate
 
 
 def linear(out_f=12, in_f=8, seed=0):

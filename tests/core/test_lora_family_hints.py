@@ -6,8 +6,8 @@ Layer names are ComfyUI's (diffusion_model.*), diffusers/SimpleTuner (transforme
 """
 import pytest
 
-from taca_core.families import FAMILIES
-from taca_core.lora_keys import guess_lora_family
+from comfyui_taca_under_test.taca_comfy.families import FAMILIES
+from comfyui_taca_under_test.taca_comfy.families import guess_lora_family
 
 
 @pytest.mark.parametrize("layer,family", [
@@ -59,6 +59,6 @@ def test_other_models_are_not_taken_for_ours(layer):
 
 
 def test_every_family_hint_names_a_row_of_the_table():
-    from taca_core import lora_keys
+    from comfyui_taca_under_test.taca_core import lora_keys
     assert {label for label, _, _ in lora_keys._FAMILY_HINTS} >= set(OURS)
     assert set(OURS) <= {f.name for f in FAMILIES}

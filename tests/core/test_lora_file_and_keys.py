@@ -5,8 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from taca_core.lora_file import LoraFileError, load_lora_state_dict
-from taca_core.lora_keys import guess_lora_family, lora_layer_names
+from comfyui_taca_under_test.taca_comfy.lora_file import LoraFileError, load_lora_state_dict
+from comfyui_taca_under_test.taca_comfy.families import guess_lora_family
+from comfyui_taca_under_test.taca_comfy.lora_file import lora_layer_names
 
 
 def test_loads_safetensors(tmp_path):
@@ -90,8 +91,8 @@ def test_family_guess(key, label, families):
 
 
 def test_family_guess_names_real_families():
-    from taca_core.families import FAMILIES
-    from taca_core.lora_keys import _FAMILY_HINTS
+    from comfyui_taca_under_test.taca_comfy.families import FAMILIES
+    from comfyui_taca_under_test.taca_core.lora_keys import _FAMILY_HINTS
     names = {f.name for f in FAMILIES}
     for _, families, _ in _FAMILY_HINTS:
         assert families is None or set(families) <= names

@@ -3,7 +3,7 @@ import types
 
 import pytest
 
-from taca_core.opaque_models import OPAQUE_MODELS, opaque_model, require_taca_can_act
+from comfyui_taca_under_test.taca_comfy.opaque_models import OPAQUE_MODELS, opaque_model, require_taca_can_act
 
 
 def stand_in(module, name):

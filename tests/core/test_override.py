@@ -2,9 +2,9 @@
 import torch
 import torch.nn.functional as F
 
-from taca_core.attention import dense_taca_attention
-from taca_core.layout import TokenLayout
-from taca_core.override import TacaAttentionOverride, TacaCall
+from comfyui_taca_under_test.taca_core.attention import dense_taca_attention
+from comfyui_taca_under_test.taca_core.layout import TokenLayout
+from comfyui_taca_under_test.taca_comfy.override import TacaAttentionOverride, TacaCall
 
 
 def comfy_like_attention(q, k, v, heads, mask=None, skip_reshape=False, skip_output_reshape=False, **kwargs):

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from taca_core.probe import AttentionProbe, image_text_share
-from taca_core.probe_plot import render_probe_plot, steps_of
+from comfyui_taca_under_test.taca_core.probe import AttentionProbe, image_text_share
+from comfyui_taca_under_test.taca_core.probe_plot import render_probe_plot, steps_of
 
 
 def dense_share(q, k, text_keys, text_queries, gamma, mask=None):

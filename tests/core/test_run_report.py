@@ -1,7 +1,7 @@
 """The end-of-run report names the cause it saw."""
-from taca_core.layout import TokenLayout
-from taca_core.override import TacaCall
-from taca_core.wrappers import TacaRun
+from comfyui_taca_under_test.taca_core.layout import TokenLayout
+from comfyui_taca_under_test.taca_comfy.override import TacaCall
+from comfyui_taca_under_test.taca_comfy.wrappers import TacaRun
 
 LAYOUT = TokenLayout(text=5, after=16)
 

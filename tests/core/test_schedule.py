@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from taca_core.schedule import TacaSchedule, paper_timestep
+from comfyui_taca_under_test.taca_core.schedule import TacaSchedule, paper_timestep
 
 
 class FluxLikeSampling:  # ComfyUI ModelSamplingFlux: timestep() returns sigma, in 0..1

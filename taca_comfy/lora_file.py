@@ -1,5 +1,6 @@
-"""Read a LoRA file with safetensors only: pickled files are refused, never loaded."""
+"""Read a LoRA file with safetensors only (pickled files are refused, never loaded), and its layer names."""
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -7,6 +8,10 @@ from safetensors.torch import load_file
 
 PICKLE_MAGIC = (b"\x80",)       # a raw pickle stream (protocol 2+)
 TORCH_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container (holds a pickle)
+
+# A LoRA key is "<layer name><marker>...", e.g. "transformer.x.attn.to_q.lora_A.weight".
+_MARKER = re.compile(r"(\.lora_|\.lora\.|\.alpha$|\.hada_|\.lokr_|\.dora_scale$|\.diff(_b)?$|\.w_norm$|\.b_norm$"
+                     r"|\.set_weight$|\.reshape_weight$)")
 
 
 class LoraFileError(ValueError):
@@ -40,3 +45,13 @@ def load_lora_state_dict(path) -> dict:
         return load_file(str(path), device="cpu")
     except Exception as e:  # safetensors' error type differs across its versions
         raise LoraFileError(f"'{path.name}' is a corrupt safetensors file ({e}); download it again.") from None
+
+
+def lora_layer_names(keys) -> set:
+    """The layer names a LoRA adapts (one per adapted layer, whatever its format)."""
+    names = set()
+    for key in keys:
+        m = _MARKER.search(key)
+        if m:
+            names.add(key[:m.start()])
+    return names

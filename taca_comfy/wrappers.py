@@ -20,14 +20,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..taca_core.schedule import TacaSchedule
 from .families import Family
-from .override import CURRENT_CALL, TacaAttentionOverride, TacaCall
-from .schedule import TacaSchedule, paper_timestep
+from .override import CURRENT_CALL, OVERRIDE_KEY, TacaAttentionOverride, TacaCall
 
-OVERRIDE_KEY = "optimized_attention_override"
 RUN_KEY = "taca_run"  # transformer_options entry holding the current TacaRun
 SCHEDULE_KEY = "taca_schedule"  # transformer_options entry: the model's TacaSchedule (read by the TACA LoRA)
-PROBE_KEY = "taca_probe"  # transformer_options entry: the AttentionProbe of a TACA Attention Probe node
 
 log = logging.getLogger("ComfyUI-TACA")
 
@@ -85,19 +83,15 @@ class TacaApplyModelWrapper:
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None,
                  transformer_options={}, **kwargs):
-        probe = transformer_options.get(PROBE_KEY)
-        if self.schedule.gamma == 1.0 and probe is None:  # never acts: leave every call alone
+        if self.schedule.gamma == 1.0:  # never acts: leave every call alone
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         base_model = executor.class_obj
         gamma = self.schedule.gamma_at_sigma(base_model.model_sampling, t)
         call = None
-        if gamma != 1.0 or probe is not None:
+        if gamma != 1.0:
             layout = self.family.call_layout(base_model.diffusion_model, x, c_crossattn, kwargs)
             if layout is not None and layout.text > 0:
                 call = TacaCall(gamma, layout)
-                if probe is not None:
-                    timestep = paper_timestep(base_model.model_sampling, t).max().item()
-                    call.probe = probe.new_call(t.max().item(), timestep, gamma)
         options = transformer_options.copy()
         options[OVERRIDE_KEY] = TacaAttentionOverride(previous=options.get(OVERRIDE_KEY))
         token = CURRENT_CALL.set(call)
@@ -107,7 +101,7 @@ class TacaApplyModelWrapper:
             CURRENT_CALL.reset(token)
 
         run = transformer_options.get(RUN_KEY)
-        if run is not None and call is not None and gamma != 1.0:
+        if run is not None and call is not None:
             run.record(call)
         return out
 
@@ -122,13 +116,3 @@ def taca_outer_sample_wrapper(executor, *args, **kwargs):
         for problem in run.problems():
             log.warning("TACA Model Patch: gamma was due, but %s.", problem)
 
-
-def taca_probe_outer_sample_wrapper(executor, *args, **kwargs):
-    """Starts the probe's recording for this sampling run; it needs TACA Model Patch, which computes the layout."""
-    options = executor.class_obj.model_options["transformer_options"]
-    if SCHEDULE_KEY not in options:
-        raise ValueError("TACAAttentionProbe: this model has no TACA Model Patch, which the probe needs to find "
-                         "the text and image tokens. Add TACA Model Patch to the model path (before or after the "
-                         "probe; gamma 1.0 measures plain attention only).")
-    options[PROBE_KEY].start_run()
-    return executor(*args, **kwargs)

@@ -7,14 +7,14 @@ threads, sharing these objects) never see each other's state; torch.compile
 guards on its value, so a graph traced with the LoRA on is never reused with it
 off. No object shared between calls holds a flag.
 
-The LoRA itself is added by taca_core.lora_bypass (plain LoRAs: a branch on the
+The LoRA itself is added by taca_core.lora_branch (plain LoRAs: a branch on the
 layer's output) or, for the other adapter types, by SwitchedLoraWeight below.
 """
 import contextvars
 import itertools
 import logging
 
-from .schedule import TacaSchedule
+from ..taca_core.schedule import TacaSchedule
 from .wrappers import SCHEDULE_KEY
 
 log = logging.getLogger("ComfyUI-TACA")
