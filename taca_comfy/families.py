@@ -12,9 +12,11 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
   included), where they sit, how many visual tokens surround them (taca_core.layout.TokenLayout).
   Attention calls whose keys are exactly that sequence are joint; shorter ones (refiners,
   image-only or text-only attention) are left alone. Write it in layouts.py, reusing its helpers.
-- lora_hint: a regex that the layer names of this family's LoRAs match (ComfyUI's and diffusers'
-  names, dots or underscores), used to tell a user which model a mismatched LoRA is for. A LoRA is
-  guessed to be for the row whose hint matches most of its layers (ties: the earlier row).
+- lora_hint: a regex (re.search) that the layer names of this family's LoRAs match: ComfyUI's,
+  diffusers' and kohya's names (dots or underscores), marker stripped ("...attn.to_q", no ".lora_A").
+  Name the family's own blocks and sub-layers, not generic ones (img_in, final_layer, attn.to_q).
+  A LoRA is guessed to be for the rows whose hint matches the most of its layer names; ties give
+  several (FLUX, Chroma and HunyuanVideo share FLUX's blocks). The order of rows does not matter.
 - preview: the sampling the schedule preview assumes for this family when the graph does not say
   (PreviewDefaults below).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
@@ -32,6 +34,17 @@ from . import layouts as L
 # layout(diffusion_model, x, context, conds) -> TokenLayout, or None when the call has no text
 LayoutFn = Callable[..., Optional[TokenLayout]]
 _S = r"[._]"  # in LoRA hints: diffusers/ComfyUI names use dots, kohya names underscores
+
+# LoRA hints of layers several rows share: FLUX's blocks (Chroma and HunyuanVideo reuse its double and
+# single blocks; kohya's FLUX names equal ComfyUI's HunyuanVideo names), OmniGen2's (Boogu reuses its refiners)
+_FLUX_BLOCKS = (rf"double_blocks{_S}\d+{_S}(img|txt)_(attn{_S}(qkv|proj)$|mlp{_S}(\d|fc[12]|(gate|up|down)_proj)$"
+                rf"|mod{_S}lin)|single_blocks{_S}\d+{_S}(linear[12]|modulation{_S}lin)|single_transformer_blocks")
+# diffusers' joint blocks (text projections beside the image ones): FLUX's double blocks, SD3, Qwen-Image
+_JOINT_BLOCKS = (rf"(^|\.|lora_transformer_)transformer_blocks{_S}\d+{_S}"
+                 rf"(attn{_S}(add_[qkv]_proj|to_add_out)|ff_context{_S}|norm1_context{_S})")
+_FLUX_BLOCKS += "|" + _JOINT_BLOCKS
+_OMNIGEN2_PARTS = (rf"ref_image_refiner|ref_image_patch_embedder|time_caption_embed"
+                   rf"|(noise|context)_refiner{_S}\d+{_S}(attn{_S}to_|feed_forward{_S}linear_)")
 
 
 @dataclass(frozen=True)
@@ -61,58 +74,58 @@ class Family:
 FAMILIES = (
     Family("FLUX", "FLUX.1 dev/schnell/Kontext/Fill, FLUX.2 dev/klein, Ovis-Image, LongCat-Image and "
                    "same-architecture models", ("comfy.ldm.flux.model.Flux",), L.flux,
-           lora_hint=r"(single_transformer_blocks|single_blocks|double_blocks)"),
+           lora_hint=_FLUX_BLOCKS + r"|(double|single)_stream_modulation"),
     Family("SD3", "SD3 and SD3.5 large/medium",
            ("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",), L.sd3,
-           lora_hint=r"(joint_blocks|context_block|x_block)"),
+           lora_hint=rf"joint_blocks{_S}\d+{_S}(context|x)_block|" + _JOINT_BLOCKS),
     Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
            ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
             "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), L.qwen,
-           lora_hint=rf"transformer_blocks{_S}\d+{_S}(img|txt)_(mlp|mod)"),
+           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mlp{_S}net|(img|txt)_mod{_S}\d)|" + _JOINT_BLOCKS),
     Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
            ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), L.lumina,
-           lora_hint=rf"(noise_refiner|context_refiner|cap_embedder"
-                     rf"|(^|{_S})layers{_S}\d+{_S}(attention|feed_forward){_S})"),
+           lora_hint=rf"(cap_embedder|(^|{_S})(layers|noise_refiner|context_refiner){_S}\d+{_S}"
+                     rf"(attention{_S}(qkv|out|to_[qkv]|to_out)|feed_forward{_S}w[123]$|adaLN_modulation))"),
     Family("Krea2", "Krea 2", ("comfy.ldm.krea2.model.SingleStreamDiT",), L.krea2,
-           lora_hint=rf"(txtfusion|attn{_S}(wq|wk|wv|wo|to_gate)({_S}|$)|ff{_S}(gate|up|down)({_S}|$))"),
+           lora_hint=rf"(txtfusion|text_fusion|attn{_S}(wq|wk|wv|wo|gate|to_gate)$|(ff|mlp){_S}(gate|up|down)$)"),
     Family("Chroma", "Chroma, Chroma Radiance",
            ("comfy.ldm.chroma.model.Chroma", "comfy.ldm.chroma_radiance.model.ChromaRadiance"), L.text_then_image,
-           lora_hint=r"(single_transformer_blocks|single_blocks|double_blocks)"),
+           lora_hint=_FLUX_BLOCKS + r"|distilled_guidance_layer|nerf_(blocks|final_layer|image_embedder)"
+                                    r"|img_in_patch"),
     Family("HunyuanVideo", "HunyuanVideo, HunyuanVideo 1.5, HunyuanImage 2.1",
            ("comfy.ldm.hunyuan_video.model.HunyuanVideo",), L.hunyuan,
-           lora_hint=r"(individual_token_refiner|byt5_in|vision_in|single_blocks|double_blocks)"),
+           lora_hint=_FLUX_BLOCKS + r"|token_refiner|byt5_in|vision_in|cond_type_embedding"
+                                    rf"|txt_in{_S}(c_embedder|t_embedder|input_embedder)"),
     Family("AuraFlow", "AuraFlow", ("comfy.ldm.aura.mmdit.MMDiT",), L.aura,
-           lora_hint=rf"(double_layers|single_layers|joint_transformer_blocks|{_S}w[12][qkvo]({_S}|$))"),
+           lora_hint=rf"(double_layers|single_layers|joint_transformer_blocks|{_S}w[12][qkvo]$|mod(CX|F){_S}\d)"),
     Family("HiDream", "HiDream-I1 full/dev/fast, HiDream-E1 (edit)",
            ("comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",), L.hidream,
            lora_hint=r"(double|single)_stream_blocks"),
     Family("Lens", "Microsoft Lens", ("comfy.ldm.lens.model.LensTransformer2DModel",), L.image_then_text,
-           lora_hint=rf"((img|txt)_qkv|(img|txt)_mlp{_S}w[123]({_S}|$))"),
+           lora_hint=rf"(attn{_S}(img|txt)_qkv|transformer_blocks{_S}\d+{_S}((img|txt)_mlp{_S}w[123]$|(img|txt)_mod{_S}\d))"),
     Family("JoyImage", "JoyAI-Image, JoyAI-Image-Edit (reference images)",
            ("comfy.ldm.joyimage.model.JoyImageTransformer3DModel",), L.joyimage,
-           lora_hint=rf"attn{_S}(img|txt)_attn"),
+           lora_hint=rf"double_blocks{_S}\d+{_S}(attn{_S}(img|txt)_attn|(img|txt)_mlp{_S}net|(img|txt)_mod{_S}modulate)"),
     Family("Mochi", "Genmo Mochi 1 (preview)",
            ("comfy.ldm.genmo.joint_model.asymm_models_joint.AsymmDiTJoint",), L.mochi,
-           lora_hint=r"(qkv_[xy]|mod_[xy]|mlp_[xy]|t5_yproj)"),
+           lora_hint=rf"((^|\.|unet_)blocks{_S}\d+{_S}(attn{_S}(qkv|proj)_[xy]|mlp_[xy]|mod_[xy])|t5_y(proj|_embedder))"),
     Family("PixelDiT", "PixelDiT text-to-image and its PiD super-resolution variant (pixel space)",
            ("comfy.ldm.pixeldit.model.PixDiT_T2I", "comfy.ldm.pixeldit.pid.PidNet"), L.pixeldit,
-           lora_hint=r"(patch_blocks|pixel_blocks)"),
+           lora_hint=r"(patch_blocks|pixel_blocks|pixel_embedder|lq_proj)"),
     Family("Ideogram4", "Ideogram 4", ("comfy.ldm.ideogram4.model.Ideogram4Transformer2DModel",),
            L.packed_text_then_image,
-           lora_hint=rf"(llm_cond_proj|embed_image_indicator|layers{_S}\d+{_S}adaln_modulation"
-                     rf"|attention{_S}o({_S}|$))"),
+           lora_hint=rf"(llm_cond_proj|embed_image_indicator|adaln_proj|(^|{_S})layers{_S}\d+{_S}"
+                     rf"(adaln_modulation|attention{_S}(o|qkv)$|feed_forward{_S}w[123]$))"),
     Family("OmniGen2", "OmniGen2 (reference images)", ("comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel",),
            L.omnigen2,
-           lora_hint=rf"(ref_image_refiner|ref_image_patch_embedder|time_caption_embed"
-                     rf"|(^|{_S})(layers|noise_refiner|context_refiner){_S}\d+{_S}attn{_S}to_"
-                     rf"|feed_forward{_S}linear_[123])"),
+           lora_hint=_OMNIGEN2_PARTS + rf"|(^|{_S})layers{_S}\d+{_S}(attn{_S}to_|feed_forward{_S}linear_)"),
     Family("Boogu", "Boogu-Image (reference images)", ("comfy.ldm.boogu.model.BooguTransformer2DModel",),
-           L.omnigen2, lora_hint=r"((double|single)_stream_layers|img_instruct_attn)"),
+           L.omnigen2, lora_hint=_OMNIGEN2_PARTS + r"|(double|single)_stream_layers"),
     Family("HiDream-O1", "HiDream-O1-Image (text-to-image and edit; pixel space)",
            ("comfy.ldm.hidream_o1.model.HiDreamO1Transformer",), L.hidream_o1,
-           lora_hint=r"(language_model|final_layer2|t_embedder1)"),
+           lora_hint=rf"(language_model{_S}layers|final_layer2|t_embedder1|visual{_S}(blocks|merger))"),
     Family("ErnieImage", "ERNIE-Image", ("comfy.ldm.ernie.model.ErnieImageModel",),
-           lora_hint=rf"(self_attention{_S}to_[qkv]({_S}|$)|adaLN_(sa|mlp)_ln)",
+           lora_hint=rf"(layers{_S}\d+{_S}self_attention{_S}to_([qkv]|out)|adaLN_(sa|mlp)_ln)",
            refused="ComfyUI calls its attention without transformer_options (comfy/ldm/ernie/model.py), and no "
                    "other public extension point reaches it, so TACA could not act; rather than silently doing "
                    "nothing, it refuses."),
@@ -127,7 +140,8 @@ FAMILIES = (
 )
 
 # LoRAs of models TACA has no row for, named in the mismatch message
-OTHER_LORA_HINTS = (("SD1.x/SDXL (UNet)", r"(down_blocks|input_blocks|output_blocks|lora_te)"),)
+OTHER_LORA_HINTS = (("SD1.x/SDXL (UNet)", r"(down_blocks|up_blocks|mid_block|input_blocks|output_blocks"
+                                          r"|middle_block|lora_te\d?_)"),)
 
 
 def _class_path(obj) -> str:
@@ -166,9 +180,20 @@ def require_family(node: str, model) -> Family:
 
 
 def guess_lora_family(layer_names) -> tuple:
-    """What a LoRA's layer names look like: the names of the rows whose hint matches most of them (or none)."""
+    """What a LoRA's layer names look like: the names of the rows whose hint matches the most of them.
+
+    () when no hint matches any. Rows of FAMILIES keep the table's order, then OTHER_LORA_HINTS.
+    """
     layer_names = list(layer_names)
-    hints = [(f.name, f.lora_hint) for f in FAMILIES if f.lora_hint] + list(OTHER_LORA_HINTS)
-    scores = [(sum(bool(re.search(h, n)) for n in layer_names), name) for name, h in hints]
+    hints = [(f.name, re.compile(f.lora_hint)) for f in FAMILIES if f.lora_hint]
+    hints += [(name, re.compile(h)) for name, h in OTHER_LORA_HINTS]
+    scores = [(sum(bool(h.search(n)) for n in layer_names), name) for name, h in hints]
     best = max((s for s, _ in scores), default=0)
     return tuple(name for s, name in scores if s == best) if best else ()
+
+
+def lora_family_label(guess: tuple) -> str:
+    """A guess_lora_family result for messages: 'FLUX (or Chroma, HunyuanVideo)', 'unknown' for ()."""
+    if not guess:
+        return "unknown"
+    return guess[0] + (f" (or {', '.join(guess[1:])})" if len(guess) > 1 else "")

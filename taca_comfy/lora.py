@@ -17,7 +17,7 @@ from comfy.patcher_extension import PatcherInjection, WrappersMP
 from comfy.weight_adapter import LoRAAdapter
 
 from ..taca_core.lora_branch import LoraBranch, LoraBypass, stack_branches
-from .families import Family, guess_lora_family
+from .families import Family, guess_lora_family, lora_family_label
 from .lora_file import LoraFileError, load_lora_state_dict, lora_layer_names
 from .opaque_models import require_taca_can_act
 from .lora_switch import LoraGate, SwitchedLoraWeight, TacaLoraApplyModelWrapper
@@ -43,11 +43,12 @@ def map_lora(node: str, family: Family, model, lora_sd: dict, lora_name: str) ->
     other_family = bool(looks_like) and family.name not in looks_like
     if (other_family and matched != layers) or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
         unmatched = sorted(layers - matched)
-        label = " or ".join(looks_like) if looks_like else "unknown"
+        looks = (f"Its keys look like a {lora_family_label(looks_like)} LoRA." if looks_like
+                 else "Its keys match no model family the pack knows.")
         raise ValueError(
             f"{node}: '{lora_name}' matches {len(matched)} of its {len(layers)} layers in this {family.name} "
-            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {label} "
-            f"LoRA. Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
+            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). {looks} "
+            f"Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
     return MappedLora(lora_name, comfy.lora.load_lora(converted, key_map, log_missing=False))
 
 
@@ -58,7 +59,7 @@ def every_step(model, lora: MappedLora, strength: float):
     return patched
 
 
-def _patch_lists(lora: MappedLora, strength: float) -> dict:
+def patch_lists(lora: MappedLora, strength: float) -> dict:
     """{weight key: [ComfyUI patch tuple]} as ModelPatcher.add_patches builds them."""
     out = {}
     for k, adapter in lora.patches.items():
@@ -103,7 +104,7 @@ def while_taca_acts(node: str, model, lora: MappedLora, strength: float):
     """A clone of model whose LoRA acts only in the model calls where TACA applies gamma."""
     switched = model.clone()
     gate = LoraGate()
-    patches = _patch_lists(lora, strength)
+    patches = patch_lists(lora, strength)
     model_keys = switched.model.state_dict().keys()
     layers = {}
     for key, plist in patches.items():
