@@ -36,10 +36,15 @@ def get_json(url, timeout=10):
 
 
 class ComfyServer:
-    def __init__(self, comfy_path: Path, base_dir: Path):
+    def __init__(self, comfy_path: Path, base_dir: Path, extra_nodes=(), args=()):
+        """extra_nodes: folders of test-only custom nodes linked beside the pack; args: more server flags."""
         self.base_dir = base_dir
+        self.comfy_path = comfy_path
+        self.args = list(args)
         (base_dir / "custom_nodes").mkdir(parents=True)
         (base_dir / "custom_nodes" / PACK_DIR_NAME).symlink_to(ROOT, target_is_directory=True)
+        for folder in extra_nodes:
+            (base_dir / "custom_nodes" / Path(folder).name).symlink_to(Path(folder), target_is_directory=True)
         for folder, names in MODEL_FILES.items():
             (base_dir / "models" / folder).mkdir(parents=True, exist_ok=True)
             for name in names:
@@ -47,14 +52,24 @@ class ComfyServer:
         settings = base_dir / "user" / "default" / "comfy.settings.json"
         settings.parent.mkdir(parents=True)
         settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))  # no first-run template browser
+        self.log_path = base_dir / "server.log"
+        self.start()
+
+    def start(self):
+        """Starts the server process on this base directory (again, after kill)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base_dir / "server.log"
         self.proc = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--base-directory", str(base_dir), "--disable-auto-launch"],
-            cwd=comfy_path, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
+             "--base-directory", str(self.base_dir), "--disable-auto-launch", *self.args],
+            cwd=self.comfy_path, stdout=self.log_path.open("a"), stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    def kill(self):
+        """SIGKILL: no shutdown code runs, as when the machine or the OOM killer stops it."""
+        self.proc.kill()
+        self.proc.wait(20)
 
     def wait_ready(self, timeout=180):
         deadline = time.time() + timeout

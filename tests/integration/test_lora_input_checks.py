@@ -16,7 +16,7 @@ from comfy_env import import_comfy
 
 env = import_comfy()
 
-from lora_files import write_lora  # noqa: E402
+from lora_files import resized_lora, write_lora  # noqa: E402
 from pack import load_pack  # noqa: E402
 from tiny_models import tiny_sd3  # noqa: E402
 
@@ -74,24 +74,15 @@ def test_a_file_holding_nan_is_refused_naming_file_and_key(lora_dir, sd3, good, 
         load(sd3, name, active)
 
 
-def _resized(sd, up=1, down=1, rank=0, only=None):
-    """Every LoRA pair (or the one of layer `only`) for a model up x wider in outputs, down x in inputs."""
-    for k in [k for k in sd if k.endswith(".lora_up.weight") and (only is None or k.startswith(only))]:
-        layer = k.removesuffix(".lora_up.weight")
-        u, d = sd[k], sd[layer + ".lora_down.weight"]
-        sd[k] = torch.randn(u.shape[0] * up, u.shape[1])
-        sd[layer + ".lora_down.weight"] = torch.randn(d.shape[0] + rank, d.shape[1] * down)
-
-
 @pytest.mark.parametrize("active", MODES)
 @pytest.mark.parametrize("case,edit,key,got,wanted", [
     # an SD3 LoRA of another width (ComfyUI's 'every step' only logs "shape is invalid" and skips it)
-    ("wider", lambda sd: _resized(sd, up=2, down=2), "lora_unet_joint_blocks_0_context_block_attn_qkv.lora_up.weight",
+    ("wider", lambda sd: resized_lora(sd, up=2, down=2), "lora_unet_joint_blocks_0_context_block_attn_qkv.lora_up.weight",
      "(768, 4)", "384 rows"),
     # only the down matrices of another width (fails at KSampler today: "mat1 and mat2 shapes cannot be multiplied")
-    ("down_width", lambda sd: _resized(sd, down=2), "lora_unet_joint_blocks_0_context_block_attn_qkv.lora_down.weight",
+    ("down_width", lambda sd: resized_lora(sd, down=2), "lora_unet_joint_blocks_0_context_block_attn_qkv.lora_down.weight",
      "(4, 256)", "128 columns"),
-    ("rank", lambda sd: _resized(sd, rank=1, only="lora_unet_joint_blocks_1_x_block_mlp_fc1"),
+    ("rank", lambda sd: resized_lora(sd, rank=1, only="lora_unet_joint_blocks_1_x_block_mlp_fc1"),
      "lora_unet_joint_blocks_1_x_block_mlp_fc1.lora_down.weight", "(5, 128)", "4 rows"),
 ])
 def test_a_lora_that_does_not_fit_its_layers_is_refused(lora_dir, sd3, good, active, case, edit, key, got, wanted):
