@@ -18,6 +18,9 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
 - preview: the sampling the schedule preview assumes for this family when the graph does not say
   (PreviewDefaults below).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
+- layer_attention: `layer_attention(diffusion_model, transformer_options) -> function or None`, the
+  attention function the calling layer prefers (a checkpoint's per-layer backend, ComfyAttention), which
+  ComfyUI skips whenever an override is set; TACA's override runs it instead (override.py).
 - no_step_cache: transformer_options entries that turn off a cache of activations the model reuses
   across steps on the premise that its weights do not change; the TACA LoRA's 'while TACA acts' mode
   sets them, since it changes the weights between steps.
@@ -53,7 +56,14 @@ class Family:
     lora_hint: str = ""
     preview: PreviewDefaults = field(default_factory=PreviewDefaults)
     refused: str = ""
+    layer_attention: Optional[Callable] = None
     no_step_cache: dict = field(default_factory=dict, compare=False)  # compare=False: the row stays hashable
+
+    def bind_layer_attention(self, diffusion_model):
+        """layer_attention for this model: (transformer_options) -> function or None; None if the row has none."""
+        if self.layer_attention is None:
+            return None
+        return lambda options: self.layer_attention(diffusion_model, options)
 
     def call_layout(self, diffusion_model, x, context, conds) -> Optional[TokenLayout]:
         """The layout of one model call, or None when it has no text."""
@@ -129,6 +139,7 @@ FAMILIES = (
            lora_hint=rf"((?<!single[._])transformer_blocks{_S}\d+{_S}(attn{_S}to_(q|k|v|out)"
                      rf"|img_mlp{_S}(gate_up|gate_layer|proj|out)({_S}|$))|txt_in{_S}(in|out)_layer)",
            # the text and reference K/V cached from step 1 (model.py's prefix cache; the QwenImage21Cache node)
+           layer_attention=L.qwen21_layer_attention,
            no_step_cache={"qwen_image21_cache": {"device": "off"}}),
 )
 

@@ -229,3 +229,12 @@ def qwen21(dm, x, context, conds) -> Optional[TargetRowsLayout]:
         length += image.shape[-2] * image.shape[-1]
     target = x.shape[-2] * x.shape[-1]
     return TargetRowsLayout(text_spans=tuple(spans), prefix=length - target, target=target)
+
+
+def qwen21_layer_attention(dm, options):
+    """The attention function block `block_index`'s layer prefers: its ComfyAttention's, set from a checkpoint's
+    per-layer attention config (upstream reads comfy_kitchen_int8); None when it has none."""
+    blocks, i = getattr(dm, "transformer_blocks", None), options.get("block_index")
+    if blocks is None or i is None or not 0 <= i < len(blocks):
+        return None
+    return getattr(getattr(blocks[i].attn, "comfy_attention", None), "function", None)

@@ -77,6 +77,7 @@ class DenseReference:
     text_cols: dict
     gamma: float
     cutoff: float = 0
+    passthrough: object = None  # runs the calls it leaves alone (default: the function ComfyUI hands over)
     seen: collections.Counter = field(default_factory=collections.Counter)
 
     def __deepcopy__(self, memo):  # ComfyUI deep-copies model_options on clone: stay one object
@@ -86,7 +87,7 @@ class DenseReference:
         nq, nk = q.shape[1], k.shape[1]
         sigma = float(kwargs["transformer_options"]["sigmas"].max())
         if nq != TARGET or nk not in self.text_cols or 1000 * sigma < self.cutoff:
-            return func(q, k, v, heads, *rest, **kwargs)
+            return (self.passthrough or func)(q, k, v, heads, *rest, **kwargs)
         assert kwargs.get("mask") is None and not rest
         self.seen[nk] += 1
         q, k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
@@ -255,3 +256,37 @@ def test_probe_records_every_target_call_with_the_cache_on():
     assert all(len(c["blocks"]) == Q.UNET["num_layers"] for c in calls)
     window = [c for c in calls if c["gamma"] != 1.0]
     assert len(window) == 2 and all(b["share_taca"] > b["share_plain"] for c in window for b in c["blocks"])
+
+
+# ------------------------------------------------------------------ a layer's preferred attention
+def with_layer_attention():
+    """A fresh tiny model whose layers prefer their own attention function, as a checkpoint's per-layer
+    config sets it (ComfyAttention.function; upstream: comfy_kitchen_int8). This one computes in float64,
+    so its results differ from ComfyUI's default attention in the last bits."""
+    from comfy.ldm.modules.attention import attention_pytorch, wrap_attn
+    calls = collections.Counter()
+
+    @wrap_attn  # as ComfyUI's attention functions are (a layer's preferred one is called inside the wrapper)
+    def layer_attention(q, k, v, heads, **kwargs):
+        calls[q.shape[1]] += 1
+        return attention_pytorch(q.double(), k.double(), v.double(), heads, **kwargs).to(q.dtype)
+    m = Q.build(0)
+    for block in m.model.diffusion_model.transformer_blocks:
+        block.attn.comfy_attention.function = layer_attention
+    return m, calls, layer_attention
+
+
+def test_a_layers_preferred_attention_still_runs_under_taca():
+    """ComfyUI skips a layer's preferred attention whenever an override is set; TACA's runs it: outside the
+    window the output is bit-identical to the unpatched model's, inside it TACA's calls go through it."""
+    base()  # skips on trees without Qwen-Image 2.1
+    m, calls, layer_attention = with_layer_attention()
+    plain = run(m, "ref_in_text", steps=5, denoise=0.6)
+    assert calls and not torch.equal(plain, run(Q.build(0), "ref_in_text", steps=5, denoise=0.6))
+    assert torch.equal(run(patch(m, 2.0, cutoff=990), "ref_in_text", steps=5, denoise=0.6), plain)
+    calls.clear()
+    got = run(patch(m), "ref_in_text")
+    assert calls[TARGET] > 0, calls
+    # the reference is an override too: ComfyUI skips the layer's function for it, so it calls that itself
+    reference = DenseReference(CASES["ref_in_text"].text_cols, GAMMA, passthrough=layer_attention)
+    torch.testing.assert_close(got, run(with_override(m, reference), "ref_in_text"), atol=1e-5, rtol=1e-5)
