@@ -82,7 +82,7 @@ FAMILIES = (
     Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
            ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
             "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), L.qwen,
-           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_(mlp|mod)|attn{_S}(add_[qkv]_proj|to_add_out))"),
+           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mod|(img|txt)_mlp{_S}net)"),
     Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
            ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), L.lumina,
            lora_hint=rf"(noise_refiner|context_refiner|cap_embedder"
@@ -136,8 +136,9 @@ FAMILIES = (
                    "also called without transformer_options, so TACA could not act."),
     Family("Qwen-Image 2.1", "Qwen-Image 2.1 (text-to-image and edit with reference images)",
            ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",), L.qwen21,
-           lora_hint=rf"((?<!single[._])transformer_blocks{_S}\d+{_S}(attn{_S}to_(q|k|v|out)"
-                     rf"|img_mlp{_S}(gate_up|gate_layer|proj|out)({_S}|$))|txt_in{_S}(in|out)_layer)",
+           # its own names only: its attention layers' (attn.to_q, ...) are also Qwen-Image's, Krea 2's, FLUX's
+           lora_hint=rf"(transformer_blocks{_S}\d+{_S}img_mlp{_S}(gate_up|gate_layer|proj|out)({_S}|$)"
+                     rf"|txt_in{_S}(in|out)_layer)",
            # the text and reference K/V cached from step 1 (model.py's prefix cache; the QwenImage21Cache node)
            layer_attention=L.qwen21_layer_attention,
            no_step_cache={"qwen_image21_cache": {"device": "off"}}),
