@@ -25,9 +25,6 @@ SUPPORTED_HEAD = ("| family | models | matched class (`comfy.ldm.…`) | where t
 REFUSED_HEAD = "| family | class | why |\n|---|---|---|\n"
 
 
-FILE_LISTS = {"lora_name"}  # Combo inputs whose options are the files in a models folder
-
-
 def _value(v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
@@ -40,9 +37,9 @@ def input_line(inp) -> str:
     lo, hi = getattr(inp, "min", None), getattr(inp, "max", None)
     if lo is not None and hi is not None:
         facts.append(f"range {_value(lo)}–{_value(hi)}")
-    # (a file list such as lora_name holds what this machine's folders hold: not the schema's, never listed)
-    options = None if inp.id in FILE_LISTS else getattr(inp, "options", None)
-    if options and len(options) <= 6 and all(isinstance(o, str) for o in options):
+    options = getattr(inp, "options", None)
+    # fixed choices only (they have a default); a file list (lora_name) depends on the install
+    if options and getattr(inp, "default", None) is not None and all(isinstance(o, str) for o in options):
         facts.append("one of " + ", ".join(f"`{o}`" for o in options))
     if getattr(inp, "optional", False):
         facts.append("optional")
