@@ -12,7 +12,7 @@ const PATCH = "TACAModelPatch";
 const LORA = "TACALoraLoader";
 const ON = "#e0a030", OFF = "#4a4a4a", IDLE = "#262626";
 const MAX_CELLS = 60;
-const MIN_HEIGHT = 198;  // the typical view: caption, axis, 8 rows, note
+const MIN_HEIGHT = 198, ROW_HEIGHT = 13;  // fits either view (typical: caption, axis, 8 rows, note)
 const PAPER_CUTOFF = 970, PAPER_GAMMA = 1.2;
 const ROUTE = "/taca/schedule_preview";
 const DEBOUNCE_MS = 200, TIMEOUT_MS = 8000, RETRY_MS = 5000;
@@ -225,7 +225,7 @@ function addPreview(node, stateOf) {
   root.dataset.nodeType = node.type;
   const widget = node.addDOMWidget("taca_schedule", "taca_schedule_preview", root, {
     serialize: false,
-    getMinHeight: () => MIN_HEIGHT,  // fits either view, so switching never clips
+    getMinHeight: () => MIN_HEIGHT + ROW_HEIGHT * Math.max(0, root.querySelectorAll(".taca-schedule-row").length - 8),
   });
   widget.serialize = false;  // display only: never written into the workflow's widgets_values
   // Ask when the graph's facts change, DEBOUNCE_MS after the last edit; draw only the newest answer.
@@ -252,6 +252,8 @@ function addPreview(node, stateOf) {
       delete root.dataset.pending;
       failedAt = answer.error ? Date.now() : 0;
       render(root, state, answer);
+      const need = node.computeSize?.()[1];  // more typical rows than MIN_HEIGHT holds: grow the node
+      if (need > node.size[1]) node.setSize([node.size[0], need]);
     }, DEBOUNCE_MS);
   };
   // cheap when nothing changed; covers widget edits, loads, rewiring and edits on linked nodes

@@ -35,6 +35,13 @@ def get_json(url, timeout=10):
         return json.loads(r.read())
 
 
+def post_json(url, body, timeout=30):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 class ComfyServer:
     def __init__(self, comfy_path: Path, base_dir: Path):
         self.base_dir = base_dir
