@@ -18,7 +18,9 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
 - preview: what the schedule preview needs (PreviewDefaults below): the family's checkpoint lines
   (variants), each with its ComfyUI model config in comfy.supported_models (whose sampling_settings and
   model type give the sigmas), the loader file names / CLIP loader types that name it in a graph, and the
-  typical schedules of ComfyUI's own templates for it (shown when no sampler is linked).
+  typical schedules of ComfyUI's own templates for it (shown when no sampler is linked). Patterns are
+  tried in table order, variants in row order: one that a later variant's names also match must exclude
+  them (Qwen-Image's excludes Qwen-Image 2.1's).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
 
 Nothing else in the pack names a family: node descriptions, errors, the README table, the LoRA
@@ -104,7 +106,7 @@ FAMILIES = (
            lora_hint=rf"transformer_blocks{_S}\d+{_S}(img|txt)_(mlp|mod)",
            preview=PreviewDefaults((  # image_qwen_image.json: 20 steps, simple (Lightning LoRA off)
                PreviewVariant("Qwen-Image", "QwenImage", files=r"qwen[-_ ]?image(?![-_ .]?2[-_ .]?1(?!\d))",
-                              clip=r"^qwen_image ", typical=(Typical("Qwen-Image", 20),)),))),
+                              clip=r"^qwen_image (?!.*qwen3[-_ .]?vl)", typical=(Typical("Qwen-Image", 20),)),))),
     Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
            ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), L.lumina,
            lora_hint=rf"(noise_refiner|context_refiner|cap_embedder"
@@ -176,7 +178,8 @@ FAMILIES = (
            # image_qwen_image_2_1_t2i.json: KSampler 25 steps, simple; image_qwen_image_2_1_turbo_t2i.json:
            # ManualSigmas (8 steps). Its shift (0.69) puts sigma >= 0.97 on 1 step of 3, 2 of 20 or 30, 3 of 50.
            preview=PreviewDefaults((PreviewVariant(
-               "Qwen-Image 2.1", "QwenImage21", files=r"qwen[-_ ]?image[-_ .]?2[-_ .]?1(?!\d)", typical=(
+               "Qwen-Image 2.1", "QwenImage21", files=r"qwen[-_ ]?image[-_ .]?2[-_ .]?1(?!\d)",
+               clip=r"^qwen_image .*qwen3[-_ .]?vl", typical=(  # its templates: type qwen_image, a Qwen3-VL file
                    Typical("Qwen-Image 2.1", 25),
                    Typical("Qwen-Image 2.1 Turbo", node="ManualSigmas", inputs=(
                        ("sigmas", "1.0, 0.978453, 0.95418, 0.926626, 0.89508, 0.845148, 0.704534, 0.414568, 0"),)))),)),

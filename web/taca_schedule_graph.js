@@ -7,8 +7,9 @@
 const KSAMPLERS = new Set(["KSampler", "KSamplerAdvanced"]);
 const BYPASS = 4, NEVER = 2;  // LiteGraph node modes
 const PASS_THROUGH = new Set(["Reroute", "ComfySwitchNode"]);
-const CLIP_LOADERS = new Set(["CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "QuadrupleCLIPLoader",
-                              "CLIPLoaderGGUF", "DualCLIPLoaderGGUF"]);
+// A CLIP loader: makes a CLIP without taking one (CLIPLoader, DualCLIPLoader, GGUF loaders, checkpoints)
+const isClipLoader = (n) => (n.outputs ?? []).some((o) => o.type === "CLIP") &&
+                            !(n.inputs ?? []).some((i) => i.type === "CLIP");
 
 function linkOf(graph, id) {
   if (id == null) return null;
@@ -95,7 +96,7 @@ function clipLoaderNear(graph, start) {
         const l = linkOf(graph, i.link);
         const m = l && graph.getNodeById(l.origin_id);
         if (!m || seen.has(m.id)) continue;
-        if (CLIP_LOADERS.has(m.type)) return m;
+        if (isClipLoader(m)) return m;
         seen.add(m.id);
         next.push(m);
       }

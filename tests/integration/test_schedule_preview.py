@@ -161,7 +161,11 @@ def test_families_resolve_to_their_comfy_config():
             ({"file": "flux1-schnell.safetensors"}, "FLUX.1 schnell", "FluxSchnell"),
             ({"file": "x.safetensors", "clip": "TripleCLIPLoader clip_g.safetensors"}, "SD3.5", "SD3"),
             ({"file": "z_image_turbo_bf16.safetensors"}, "Z-Image", "ZImage"),
-            ({"file": "qwen_image_2.1_int8_convrot.safetensors"}, "Qwen-Image 2.1", "QwenImage21")]:
+            ({"file": "qwen_image_2.1_int8_convrot.safetensors"}, "Qwen-Image 2.1", "QwenImage21"),
+            ({"file": "x.gguf", "clip": "qwen_image qwen3vl_8b_int8_convrot.safetensors"}, "Qwen-Image 2.1",
+             "QwenImage21"),
+            ({"file": "x.gguf", "clip": "qwen_image qwen_2.5_vl_7b_fp8_scaled.safetensors"}, "Qwen-Image",
+             "QwenImage")]:
         patcher, text = preview.resolve_model(facts)
         assert text.startswith(label + " ("), text
         ms = patcher.get_model_object("model_sampling")
