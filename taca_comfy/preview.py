@@ -27,11 +27,11 @@ from functools import lru_cache
 
 import torch
 
-from ..taca_core.schedule import TacaSchedule
+from ..taca_core.schedule import TacaSchedule, paper_timestep
 from .families import FAMILIES, preview_variant, typical_schedules
 
 FALLBACK = "FLUX.1"  # the variant assumed when the graph names no known family
-SIGMA_NODE_INPUTS = {"MODEL", "SIGMAS", "INT", "FLOAT", "STRING", "BOOLEAN"}  # a pure sigmas computation
+SIGMA_NODE_INPUTS = {"MODEL", "SIGMAS", "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}  # a pure computation
 
 
 class PreviewError(ValueError):
@@ -167,7 +167,7 @@ def node_sigmas(spec, patcher, depth=0):
     spec_inputs = cls.INPUT_TYPES()
     declared = {**spec_inputs.get("required", {}), **spec_inputs.get("optional", {})}
     kinds = {k: (v[0] if not isinstance(v[0], list) else "COMBO") for k, v in declared.items()}
-    if tuple(cls.RETURN_TYPES)[:1] != ("SIGMAS",) or not set(kinds.values()) <= SIGMA_NODE_INPUTS | {"COMBO"}:
+    if tuple(cls.RETURN_TYPES)[:1] != ("SIGMAS",) or not set(kinds.values()) <= SIGMA_NODE_INPUTS:
         raise PreviewError(f"sigmas from {name} are not previewed")
     inputs = _typed_inputs(cls, spec.get("inputs") or {})
     for input_name, kind in kinds.items():  # the graph reader names a node's MODEL / SIGMAS inputs by role
@@ -186,7 +186,6 @@ def node_sigmas(spec, patcher, depth=0):
 
 def step_window(model_sampling, sigmas, first, last, schedule):
     """One entry per step: its sigma, paper timestep, whether it runs and whether gamma acts on it."""
-    from ..taca_core.schedule import paper_timestep
     out = []
     if len(sigmas) < 2:
         return out
@@ -225,6 +224,16 @@ def _label(spec):
     return label
 
 
+def _number(node, facts, key, default=...):
+    value = facts.get(key)
+    if value is None and default is not ...:
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise PreviewError(f"{node}: {key} is not a number ({value!r})") from None
+
+
 def schedule_preview(request):
     """The preview's JSON answer (see the module docstring); PreviewError for what cannot be previewed."""
     schedule = _schedule(request)
@@ -234,14 +243,11 @@ def schedule_preview(request):
     patcher, assumed = resolve_model(request.get("model"))
     name = sampler.get("node", "")
     if name in ("KSampler", "KSamplerAdvanced"):
-        try:
-            steps = int(sampler["steps"])
-        except (KeyError, TypeError, ValueError):
-            raise PreviewError(f"{name}: steps is not a number") from None
-        denoise = 1.0 if name == "KSamplerAdvanced" else float(sampler.get("denoise", 1.0))
-        sigmas, first, last = ksampler_sigmas(patcher, steps, sampler.get("sampler_name", "euler"),
-                                              sampler.get("scheduler"), denoise,
-                                              sampler.get("start"), sampler.get("end"))
+        steps = _number(name, sampler, "steps")
+        denoise = 1.0 if name == "KSamplerAdvanced" else _number(name, sampler, "denoise", 1.0)
+        sigmas, first, last = ksampler_sigmas(patcher, int(steps), sampler.get("sampler_name", "euler"),
+                                              sampler.get("scheduler"), denoise, _number(name, sampler, "start", None),
+                                              _number(name, sampler, "end", None))
         label = f"{sampler.get('scheduler')}, denoise {denoise:.2f}"
     else:
         sigmas = node_sigmas(sampler.get("sigmas"), patcher)

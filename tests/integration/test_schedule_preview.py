@@ -193,6 +193,7 @@ def test_typical_rows_are_the_tables():
 @pytest.mark.parametrize("request_, message", [
     ({"gamma": 7}, "gamma must be in"),
     ({"sampler": {"node": "KSampler", "scheduler": "nope", "steps": 4}}, "scheduler nope"),
+    ({"sampler": {"node": "KSampler", "scheduler": "simple", "steps": None}}, "steps is not a number"),
     ({"sampler": {"node": "SamplerCustom", "sigmas": {"node": "KSampler"}}}, "sigmas from KSampler are not"),
     ({"sampler": {"node": "SamplerCustom", "sigmas": {"node": "NoSuchNode"}}}, "NoSuchNode is not a node"),
     ({"sampler": {"node": "KSampler", "steps": 4, "scheduler": "simple"},
