@@ -22,6 +22,12 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
   tried in table order, variants in row order: one that a later variant's names also match must exclude
   them (Qwen-Image's excludes Qwen-Image 2.1's).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
+- layer_attention: `layer_attention(diffusion_model, transformer_options) -> function or None`, the
+  attention function the calling layer prefers (a checkpoint's per-layer backend, ComfyAttention), which
+  ComfyUI skips whenever an override is set; TACA's override runs it instead (override.py).
+- no_step_cache: transformer_options entries that turn off a cache of activations the model reuses
+  across steps on the premise that its weights do not change; the TACA LoRA's 'while TACA acts' mode
+  sets them, since it changes the weights between steps.
 
 Nothing else in the pack names a family: node descriptions, errors, the README table, the LoRA
 check and the schedule preview all read this table.
@@ -73,6 +79,14 @@ class Family:
     lora_hint: str = ""
     preview: PreviewDefaults = field(default_factory=PreviewDefaults)
     refused: str = ""
+    layer_attention: Optional[Callable] = None
+    no_step_cache: dict = field(default_factory=dict, compare=False)  # compare=False: the row stays hashable
+
+    def bind_layer_attention(self, diffusion_model):
+        """layer_attention for this model: (transformer_options) -> function or None; None if the row has none."""
+        if self.layer_attention is None:
+            return None
+        return lambda options: self.layer_attention(diffusion_model, options)
 
     def call_layout(self, diffusion_model, x, context, conds) -> Optional[TokenLayout]:
         """The layout of one model call, or None when it has no text."""
@@ -103,7 +117,7 @@ FAMILIES = (
     Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
            ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
             "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), L.qwen,
-           lora_hint=rf"transformer_blocks{_S}\d+{_S}(img|txt)_(mlp|mod)",
+           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mod|(img|txt)_mlp{_S}net)",
            preview=PreviewDefaults((  # image_qwen_image.json: 20 steps, simple (Lightning LoRA off)
                PreviewVariant("Qwen-Image", "QwenImage", files=r"qwen[-_ ]?image(?![-_ .]?2[-_ .]?1(?!\d))",
                               clip=r"^qwen_image (?!.*qwen3[-_ .]?vl)", typical=(Typical("Qwen-Image", 20),)),))),
@@ -174,7 +188,14 @@ FAMILIES = (
            refused="it is a restoration model whose 'text' is a fixed embedding stored in the checkpoint, not "
                    "a prompt, so there is no prompt alignment for TACA to improve; its windowed attention is "
                    "also called without transformer_options, so TACA could not act."),
-    Family("Qwen-Image 2.1", "Qwen-Image 2.1", ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",),
+    Family("Qwen-Image 2.1", "Qwen-Image 2.1 (text-to-image and edit with reference images)",
+           ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",), L.qwen21,
+           # its own names only: its attention layers' (attn.to_q, ...) are also Qwen-Image's, Krea 2's, FLUX's
+           lora_hint=rf"(transformer_blocks{_S}\d+{_S}img_mlp{_S}(gate_up|gate_layer|proj|out)({_S}|$)"
+                     rf"|txt_in{_S}(in|out)_layer)",
+           # the text and reference K/V cached from step 1 (model.py's prefix cache; the QwenImage21Cache node)
+           layer_attention=L.qwen21_layer_attention,
+           no_step_cache={"qwen_image21_cache": {"device": "off"}},
            # image_qwen_image_2_1_t2i.json: KSampler 25 steps, simple; image_qwen_image_2_1_turbo_t2i.json:
            # ManualSigmas (8 steps). Its shift (0.69) puts sigma >= 0.97 on 1 step of 3, 2 of 20 or 30, 3 of 50.
            preview=PreviewDefaults((PreviewVariant(
@@ -182,10 +203,7 @@ FAMILIES = (
                clip=r"^qwen_image .*qwen3[-_ .]?vl", typical=(  # its templates: type qwen_image, a Qwen3-VL file
                    Typical("Qwen-Image 2.1", 25),
                    Typical("Qwen-Image 2.1 Turbo", node="ManualSigmas", inputs=(
-                       ("sigmas", "1.0, 0.978453, 0.95418, 0.926626, 0.89508, 0.845148, 0.704534, 0.414568, 0"),)))),)),
-           refused="its block-causal attention runs one call per text or image segment, splices reference images "
-                   "into the text and caches the text prefix across steps; ComfyUI releases this pack is tested on "
-                   "(up to 0.33.0) do not have it, so TACA for it is neither implemented nor tested yet."),
+                       ("sigmas", "1.0, 0.978453, 0.95418, 0.926626, 0.89508, 0.845148, 0.704534, 0.414568, 0"),)))),))),
 )
 
 # LoRAs of models TACA has no row for, named in the mismatch message
