@@ -17,8 +17,12 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
   Name the family's own blocks and sub-layers, not generic ones (img_in, final_layer, attn.to_q).
   A LoRA is guessed to be for the rows whose hint matches the most of its layer names; ties give
   several (FLUX, Chroma and HunyuanVideo share FLUX's blocks). The order of rows does not matter.
-- preview: the sampling the schedule preview assumes for this family when the graph does not say
-  (PreviewDefaults below).
+- preview: what the schedule preview needs (PreviewDefaults below): the family's checkpoint lines
+  (variants), each with its ComfyUI model config in comfy.supported_models (whose sampling_settings and
+  model type give the sigmas), the loader file names / CLIP loader types that name it in a graph, and the
+  typical schedules of ComfyUI's own templates for it (shown when no sampler is linked). Patterns are
+  tried in table order, variants in row order: one that a later variant's names also match must exclude
+  them (Qwen-Image's excludes Qwen-Image 2.1's).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
 - layer_attention: `layer_attention(diffusion_model, transformer_options) -> function or None`, the
   attention function the calling layer prefers (a checkpoint's per-layer backend, ComfyAttention), which
@@ -54,10 +58,29 @@ _OMNIGEN2_PARTS = (rf"ref_image_refiner|ref_image_patch_embedder|time_caption_em
 
 
 @dataclass(frozen=True)
+class Typical:
+    """A typical schedule of ComfyUI's template for a variant: KSampler's steps and scheduler, or a sigmas
+    node (its id and widget values as ((name, value), ...)) where the template uses one."""
+    label: str
+    steps: int = 0
+    scheduler: str = "simple"
+    node: str = ""
+    inputs: tuple = ()
+
+
+@dataclass(frozen=True)
+class PreviewVariant:
+    """One checkpoint line of a family as the schedule preview tells it apart."""
+    label: str
+    supported_model: str  # class name in comfy.supported_models: its sampling settings and model type
+    files: str = ""       # regex searched in the loader's file name (lower case)
+    clip: str = ""        # regex searched in "<CLIP loader type or node id> <its first file name>"
+    typical: tuple = ()   # Typical rows, shown when no sampler is linked
+
+
+@dataclass(frozen=True)
 class PreviewDefaults:
-    """What the schedule preview assumes for a family: ComfyUI's model config and typical schedules."""
-    supported_model: str = ""  # class name in comfy.supported_models: its sampling_settings give the sigmas
-    typical: tuple = ()        # ((label, steps, scheduler), ...) shown when no sampler is linked
+    variants: tuple = ()  # PreviewVariant, most specific first
 
 
 @dataclass(frozen=True)
@@ -88,33 +111,62 @@ class Family:
 FAMILIES = (
     Family("FLUX", "FLUX.1 dev/schnell/Kontext/Fill, FLUX.2 dev/klein, Ovis-Image, LongCat-Image and "
                    "same-architecture models", ("comfy.ldm.flux.model.Flux",), L.flux,
-           lora_hint=_FLUX_BLOCKS + r"|(double|single)_stream_modulation"),
+           lora_hint=_FLUX_BLOCKS + r"|(double|single)_stream_modulation",
+           # ComfyUI's templates: image_flux2_text_to_image.json (Flux2Scheduler 20 steps, 1024x1024),
+           # image_flux2_klein_text_to_image.json (4 steps), flux_dev_full_text_to_image.json (20, simple)
+           preview=PreviewDefaults((
+               PreviewVariant("FLUX.2", "Flux2", files=r"flux[-_ .]?2", clip=r"^flux2 ", typical=(
+                   Typical("FLUX.2", node="Flux2Scheduler", inputs=(("steps", 20), ("width", 1024), ("height", 1024))),
+                   Typical("FLUX.2 klein", node="Flux2Scheduler",
+                           inputs=(("steps", 4), ("width", 1024), ("height", 1024))))),
+               PreviewVariant("FLUX.1 schnell", "FluxSchnell", files=r"schnell"),
+               PreviewVariant("FLUX.1", "Flux", files=r"flux", clip=r"^flux ", typical=(Typical("FLUX.1", 20),))))),
     Family("SD3", "SD3 and SD3.5 large/medium",
            ("comfy.ldm.modules.diffusionmodules.mmdit.OpenAISignatureMMDITWrapper",), L.sd3,
-           lora_hint=rf"joint_blocks{_S}\d+{_S}(context|x)_block|" + _JOINT_BLOCKS),
+           lora_hint=rf"joint_blocks{_S}\d+{_S}(context|x)_block|" + _JOINT_BLOCKS,
+           preview=PreviewDefaults((  # sd3.5_simple_example.json: 20 steps, sgm_uniform
+               PreviewVariant("SD3.5", "SD3", files=r"sd[-_ ]?3|stable[-_ ]?diffusion[-_ ]?3",
+                              clip=r"^(sd3|TripleCLIPLoader) ", typical=(Typical("SD3.5", 20, "sgm_uniform"),)),))),
     Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
            ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
             "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), L.qwen,
-           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mlp{_S}net|(img|txt)_mod{_S}\d)|" + _JOINT_BLOCKS),
+           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mlp{_S}net|(img|txt)_mod{_S}\d)|" + _JOINT_BLOCKS,
+           preview=PreviewDefaults((  # image_qwen_image.json: 20 steps, simple (Lightning LoRA off)
+               PreviewVariant("Qwen-Image", "QwenImage", files=r"qwen[-_ ]?image(?![-_ .]?2[-_ .]?1(?!\d))",
+                              clip=r"^qwen_image (?!.*qwen3[-_ .]?vl)", typical=(Typical("Qwen-Image", 20),)),))),
     Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
            ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), L.lumina,
            lora_hint=rf"(cap_embedder|(^|{_S})(layers|noise_refiner|context_refiner){_S}\d+{_S}"
-                     rf"(attention{_S}(qkv|out|to_[qkv]|to_out)|feed_forward{_S}w[123]$|adaLN_modulation))"),
+                     rf"(attention{_S}(qkv|out|to_[qkv]|to_out)|feed_forward{_S}w[123]$|adaLN_modulation))",
+           preview=PreviewDefaults((  # image_z_image.json (25, simple), image_z_image_turbo.json (8, simple)
+               # Z-Image's templates load its Qwen3 encoder with CLIPLoader type lumina2
+               PreviewVariant("Z-Image", "ZImage", files=r"z[-_ ]?image", clip=r"^lumina2 .*qwen",
+                              typical=(Typical("Z-Image", 25), Typical("Z-Image Turbo", 8))),
+               PreviewVariant("Lumina 2", "Lumina2", files=r"lumina", clip=r"^lumina2 ")))),
     Family("Krea2", "Krea 2", ("comfy.ldm.krea2.model.SingleStreamDiT",), L.krea2,
-           lora_hint=rf"(txtfusion|text_fusion|attn{_S}(wq|wk|wv|wo|gate|to_gate)$|(ff|mlp){_S}(gate|up|down)$)"),
+           lora_hint=rf"(txtfusion|text_fusion|attn{_S}(wq|wk|wv|wo|gate|to_gate)$|(ff|mlp){_S}(gate|up|down)$)",
+           preview=PreviewDefaults((  # image_krea2_turbo_t2i.json: 8 steps, simple
+               PreviewVariant("Krea 2", "Krea2", files=r"krea[-_ ]?2", clip=r"^krea2 ",
+                              typical=(Typical("Krea 2 Turbo", 8),)),))),
     Family("Chroma", "Chroma, Chroma Radiance",
            ("comfy.ldm.chroma.model.Chroma", "comfy.ldm.chroma_radiance.model.ChromaRadiance"), L.text_then_image,
            lora_hint=_FLUX_BLOCKS + r"|distilled_guidance_layer|nerf_(blocks|final_layer|image_embedder)"
-                                    r"|img_in_patch"),
+                                    r"|img_in_patch",
+           preview=PreviewDefaults((PreviewVariant("Chroma", "Chroma", files=r"chroma", clip=r"^chroma "),))),
     Family("HunyuanVideo", "HunyuanVideo, HunyuanVideo 1.5, HunyuanImage 2.1",
            ("comfy.ldm.hunyuan_video.model.HunyuanVideo",), L.hunyuan,
            lora_hint=_FLUX_BLOCKS + r"|token_refiner|byt5_in|vision_in|cond_type_embedding"
-                                    rf"|txt_in{_S}(c_embedder|t_embedder|input_embedder)"),
+                                    rf"|txt_in{_S}(c_embedder|t_embedder|input_embedder)",
+           preview=PreviewDefaults((PreviewVariant("HunyuanImage 2.1", "HunyuanImage21", files=r"hunyuan[-_ ]?image",
+                                                   clip=r"^hunyuan_image "),))),
     Family("AuraFlow", "AuraFlow", ("comfy.ldm.aura.mmdit.MMDiT",), L.aura,
-           lora_hint=rf"(double_layers|single_layers|joint_transformer_blocks|{_S}w[12][qkvo]$|mod(CX|F){_S}\d)"),
+           lora_hint=rf"(double_layers|single_layers|joint_transformer_blocks|{_S}w[12][qkvo]$|mod(CX|F){_S}\d)",
+           preview=PreviewDefaults((PreviewVariant("AuraFlow", "AuraFlow", files=r"aura[-_ ]?flow"),))),
     Family("HiDream", "HiDream-I1 full/dev/fast, HiDream-E1 (edit)",
            ("comfy.ldm.hidream.model.HiDreamImageTransformer2DModel",), L.hidream,
-           lora_hint=r"(double|single)_stream_blocks"),
+           lora_hint=r"(double|single)_stream_blocks",
+           preview=PreviewDefaults((PreviewVariant("HiDream", "HiDream", files=r"hidream",
+                                                   clip=r"^(hidream|QuadrupleCLIPLoader) "),))),
     Family("Lens", "Microsoft Lens", ("comfy.ldm.lens.model.LensTransformer2DModel",), L.image_then_text,
            lora_hint=rf"(attn{_S}(img|txt)_qkv|transformer_blocks{_S}\d+{_S}((img|txt)_mlp{_S}w[123]$|(img|txt)_mod{_S}\d))"),
     Family("JoyImage", "JoyAI-Image, JoyAI-Image-Edit (reference images)",
@@ -132,7 +184,9 @@ FAMILIES = (
                      rf"(adaln_modulation|attention{_S}(o|qkv)$|feed_forward{_S}w[123]$))"),
     Family("OmniGen2", "OmniGen2 (reference images)", ("comfy.ldm.omnigen.omnigen2.OmniGen2Transformer2DModel",),
            L.omnigen2,
-           lora_hint=_OMNIGEN2_PARTS + rf"|(^|{_S})layers{_S}\d+{_S}(attn{_S}to_|feed_forward{_S}linear_)"),
+           lora_hint=_OMNIGEN2_PARTS + rf"|(^|{_S})layers{_S}\d+{_S}(attn{_S}to_|feed_forward{_S}linear_)",
+           preview=PreviewDefaults((PreviewVariant("OmniGen2", "Omnigen2", files=r"omnigen[-_ ]?2",
+                                                   clip=r"^omnigen2 "),))),
     Family("Boogu", "Boogu-Image (reference images)", ("comfy.ldm.boogu.model.BooguTransformer2DModel",),
            L.omnigen2, lora_hint=_OMNIGEN2_PARTS + r"|(double|single)_stream_layers"),
     Family("HiDream-O1", "HiDream-O1-Image (text-to-image and edit; pixel space)",
@@ -154,7 +208,15 @@ FAMILIES = (
                      rf"|txt_in{_S}(in|out)_layer)",
            # the text and reference K/V cached from step 1 (model.py's prefix cache; the QwenImage21Cache node)
            layer_attention=L.qwen21_layer_attention,
-           no_step_cache={"qwen_image21_cache": {"device": "off"}}),
+           no_step_cache={"qwen_image21_cache": {"device": "off"}},
+           # image_qwen_image_2_1_t2i.json: KSampler 25 steps, simple; image_qwen_image_2_1_turbo_t2i.json:
+           # ManualSigmas (8 steps). Its shift (0.69) puts sigma >= 0.97 on 1 step of 3, 2 of 20 or 30, 3 of 50.
+           preview=PreviewDefaults((PreviewVariant(
+               "Qwen-Image 2.1", "QwenImage21", files=r"qwen[-_ ]?image[-_ .]?2[-_ .]?1(?!\d)",
+               clip=r"^qwen_image .*qwen3[-_ .]?vl", typical=(  # its templates: type qwen_image, a Qwen3-VL file
+                   Typical("Qwen-Image 2.1", 25),
+                   Typical("Qwen-Image 2.1 Turbo", node="ManualSigmas", inputs=(
+                       ("sigmas", "1.0, 0.978453, 0.95418, 0.926626, 0.89508, 0.845148, 0.704534, 0.414568, 0"),)))),))),
 )
 
 # LoRAs of models TACA has no row for, named in the mismatch message
@@ -195,6 +257,24 @@ def require_family(node: str, model) -> Family:
             f"{node}: TACA does not support {family.name} ({type(model.model).__name__}): {family.refused} "
             "Remove the node from this model's path.")
     return family
+
+
+def preview_variant(file: str = "", clip: str = ""):
+    """(family, variant, how) the schedule preview assumes for a model: the first variant, in table order,
+    whose file pattern the loader's file name matches, else whose CLIP pattern matches `clip` ("<CLIP loader
+    type or node id> <file>"); (None, None, "") when none does."""
+    for text, attr, how in ((str(file or "").lower(), "files", f"file {file}"), (str(clip or ""), "clip", clip)):
+        for f in FAMILIES:
+            for v in f.preview.variants:
+                pattern = getattr(v, attr)
+                if text and pattern and re.search(pattern, text, re.I if attr == "clip" else 0):
+                    return f, v, how if attr == "files" else f"CLIP loader {clip.split(' ')[0]}"
+    return None, None, ""
+
+
+def typical_schedules():
+    """(variant, Typical) for every typical schedule in the table, in table order."""
+    return [(v, t) for f in FAMILIES for v in f.preview.variants for t in v.typical]
 
 
 def guess_lora_family(layer_names) -> tuple:

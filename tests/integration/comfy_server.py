@@ -37,6 +37,13 @@ def get_json(url, timeout=10):
         return json.loads(r.read())
 
 
+def post_json(url, body, timeout=30):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 class ComfyServer:
     def __init__(self, comfy_path: Path, base_dir: Path, extra_nodes=(), args=()):
         """extra_nodes: folders of test-only custom nodes linked beside the pack; args: more server flags."""
