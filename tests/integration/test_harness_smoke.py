@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 import_comfy()  # skips this module unless COMFYUI_PATH is set
 
 import comfy.model_base  # noqa: E402  (needs import_comfy first)
-import tiny_models as tm  # noqa: E402
+from support import tiny_models as tm  # noqa: E402
 
 # name -> (builder, conds kind, cfg). SD3 runs with cfg > 1 so the negative (shorter text) is evaluated too.
 CASES = {

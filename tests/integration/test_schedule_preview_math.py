@@ -15,7 +15,7 @@ import types
 import pytest
 import torch
 
-from comfy_env import import_comfy, skip_or_fail
+from support.comfy_env import import_comfy, skip_or_fail
 
 import_comfy()
 
@@ -24,10 +24,10 @@ import comfy.model_sampling  # noqa: E402
 import comfy.samplers  # noqa: E402
 import comfy.supported_models  # noqa: E402
 
-from pack import ROOT, load_pack  # noqa: E402
-from tiny_models import tiny_flux  # noqa: E402
+from support.pack import ROOT  # noqa: E402
+from support.tiny_models import tiny_flux  # noqa: E402
 
-paper_timestep = importlib.import_module(load_pack().__name__ + ".taca_core.schedule").paper_timestep
+from comfyui_taca_under_test.taca_core.schedule import paper_timestep  # noqa: E402
 
 NODE = shutil.which("node")
 CUTOFFS = [1000, 990, 970, 950, 900, 800, 500, 0]

@@ -1,24 +1,236 @@
-"""Tiny, randomly initialised (seeded) models of the families of issue 8, part B, with ComfyUI's own classes.
+"""Tiny, randomly initialised (seeded) models of every joint-attention family, built with ComfyUI's own classes.
 
-HiDream, Lens, JoyImage, ErnieImage, Mochi, PixelDiT (and PiD), Ideogram4, OmniGen2, Boogu, HiDream-O1 (and
-SeedVR2, built only), each the way ComfyUI's loader does (supported_models.<X>(unet_config) ->
-set_inference_dtype -> get_model -> ModelPatcher, see tiny_models), fp32 on the CPU, 1-2 blocks per kind
-and hidden sizes of 32. The layouts that matter for TACA are kept: which stream comes first, refiner
-calls, padding, masks, reference images, GQA, the KV-cached text prefix of HiDream-O1.
-
-Each family is a TinyFamily: `build(seed)` -> ModelPatcher, `conds(txt, ...)` -> (positive, negative)
-CONDITIONING lists, `latent(batch)` -> an empty latent of the right shape. `TINY[name]` holds them all.
-`skip_unless_available(name)` skips the calling test on a ComfyUI release without that family.
-Call comfy_env.import_comfy() first.
+Each builder goes the way ComfyUI's loader does (supported_models.<X>(unet_config) -> set_inference_dtype ->
+get_model -> ModelPatcher, see tiny_models), fp32 on the CPU, 1-2 blocks per kind, hidden sizes of 32-64,
+latents of 8 x 8 tokens or less. The layouts that matter for TACA are kept: which stream comes first,
+refiner calls, padding, masks, reference images, GQA, the KV-cached text prefix of HiDream-O1.
+A builder of a family this ComfyUI release lacks skips the calling test with a reason.
+`<family>_conds(txt, batch, seed, neg_txt, ...)` -> (positive, negative) CONDITIONING lists where a family
+needs more than `text_conds`. Call comfy_env.import_comfy() first.
 """
+import dataclasses
 import importlib
-from dataclasses import dataclass
-from typing import Callable
+import inspect
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from tiny_models import CPU, init_weights_, run_sample
+from .comfy_env import import_comfy
+from .tiny_models import _patcher
+
+
+def text_conds(ctx_dim, extra=lambda g, length: {}):
+    """conds(txt, batch=1, seed=0, neg_txt=None) -> (positive, negative): random text features of
+    ctx_dim per token, plus extra(generator, length) in each cond's dict."""
+    def conds(txt, batch=1, seed=0, neg_txt=None):
+        g = torch.Generator().manual_seed(seed)
+
+        def one(length):
+            return [[torch.randn(batch, length, ctx_dim, generator=g), extra(g, length)]]
+        return one(txt), one(txt if neg_txt is None else neg_txt)
+    return conds
+
+
+def _require(module: str, attr: str, what: str):
+    """ComfyUI's module.attr, or skip: this release has no such family."""
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        obj = None
+    if obj is None:
+        pytest.skip(f"{what}: this ComfyUI release has no {module}.{attr}")
+    return obj
+
+
+def _supported(name: str, what: str):
+    return _require("comfy.supported_models", name, what)
+
+
+def _accepted(cls, config):
+    """config without the keys an older release's constructor or params dataclass does not know."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return config
+    return {k: v for k, v in config.items() if k in params}
+
+
+# text feature width every tiny family's conditioning uses (context_in_dim / joint_attention_dim / ...)
+CTX = 32
+
+
+def tiny_qwen_image(seed=0, default_ref_method=None):
+    cls = _require("comfy.ldm.qwen_image.model", "QwenImageTransformer2DModel", "Qwen-Image")
+    config = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=2,
+                  attention_head_dim=16, num_attention_heads=2, joint_attention_dim=CTX, axes_dims_rope=(4, 6, 6))
+    if default_ref_method is not None:
+        config["default_ref_method"] = default_ref_method
+    return _patcher(_supported("QwenImage", "Qwen-Image")(_accepted(cls, config)), seed)
+
+
+def tiny_mage_flow(seed=0):
+    cls = _require("comfy.ldm.mage_flow.model", "MageFlowTransformer2DModel", "MageFlow")
+    config = dict(image_model="mage_flow", in_channels=128, out_channels=128, num_layers=2, attention_head_dim=16,
+                  num_attention_heads=2, joint_attention_dim=CTX, axes_dims_rope=(4, 6, 6))
+    return _patcher(_supported("MageFlow", "MageFlow")(_accepted(cls, config)), seed)
+
+
+def _lumina_config(**extra):
+    config = dict(image_model="lumina2", patch_size=2, in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+                  n_heads=2, n_kv_heads=1, multiple_of=16, ffn_dim_multiplier=1.0, qk_norm=True, cap_feat_dim=CTX,
+                  axes_dims=[4, 6, 6], axes_lens=[300, 64, 64])
+    config.update(extra)
+    return config
+
+
+# Z-Image's modulation fixes a 256-wide timestep embedding, so its hidden size is at least 256
+_Z_IMAGE = dict(z_image_modulation=True, time_scale=1000.0, pad_tokens_multiple=32, dim=256, n_heads=4, n_kv_heads=4,
+                n_layers=1, axes_dims=[16, 24, 24], multiple_of=32)
+
+
+def tiny_lumina2(seed=0):
+    """Lumina Image 2.0 shape: grouped KV heads, no token padding."""
+    cls = _require("comfy.ldm.lumina.model", "NextDiT", "Lumina 2")
+    return _patcher(_supported("Lumina2", "Lumina 2")(_accepted(cls, _lumina_config())), seed)
+
+
+def tiny_z_image(seed=0, omni=False):
+    """Z-Image shape: captions and image padded to multiples of 32 tokens (omni: SigLIP features too)."""
+    cls = _require("comfy.ldm.lumina.model", "NextDiT", "Z-Image")
+    config = _lumina_config(**_Z_IMAGE)
+    if omni:
+        config["siglip_feat_dim"] = 24
+    if "pad_tokens_multiple" not in inspect.signature(cls.__init__).parameters:
+        pytest.skip("Z-Image: this ComfyUI release's NextDiT has no token padding (no Z-Image)")
+    if omni and "siglip_feat_dim" not in inspect.signature(cls.__init__).parameters:
+        pytest.skip("Z-Image omni: this ComfyUI release's NextDiT takes no reference images")
+    return _patcher(_supported("ZImage", "Z-Image")(config), seed)
+
+
+def tiny_z_image_pixel(seed=0):
+    cls = _require("comfy.ldm.lumina.model", "NextDiTPixelSpace", "Z-Image pixel space")
+    config = _lumina_config(**_Z_IMAGE)
+    config.update(image_model="zimage_pixel", patch_size=4, in_channels=3, decoder_hidden_size=32,
+                  decoder_num_res_blocks=1, decoder_max_freqs=4)
+    return _patcher(_supported("ZImagePixelSpace", "Z-Image pixel space")(_accepted(cls, config)), seed)
+
+
+def tiny_krea2(seed=0, default_ref_method=None):
+    cls = _require("comfy.ldm.krea2.model", "SingleStreamDiT", "Krea 2")
+    config = dict(image_model="krea2", features=64, tdim=32, txtdim=CTX, heads=4, kvheads=2, multiplier=2, layers=2,
+                  patch=2, channels=16, txtlayers=2, txtheads=2, txtkvheads=2, default_ref_method=default_ref_method)
+    return _patcher(_supported("Krea2", "Krea 2")(config), seed)
+
+
+def _chroma_config(**extra):
+    return dict(image_model="chroma", in_channels=64, out_channels=64, context_in_dim=CTX, hidden_size=32,
+                mlp_ratio=2.0, num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[4, 6, 6], theta=10000,
+                patch_size=2, qkv_bias=True, in_dim=64, out_dim=32, hidden_dim=32, n_layers=1, txt_ids_dims=[],
+                vec_in_dim=None, **extra)
+
+
+def _drop_unknown_params(params_cls, config, keep=("image_model",)):
+    known = {f.name for f in dataclasses.fields(params_cls)} | set(keep)
+    return {k: v for k, v in config.items() if k in known}
+
+
+def tiny_chroma(seed=0):
+    params = _require("comfy.ldm.chroma.model", "ChromaParams", "Chroma")
+    return _patcher(_supported("Chroma", "Chroma")(_drop_unknown_params(params, _chroma_config())), seed)
+
+
+def tiny_chroma_radiance(seed=0):
+    params = _require("comfy.ldm.chroma_radiance.model", "ChromaRadianceParams", "Chroma Radiance")
+    config = _chroma_config(nerf_hidden_size=16, nerf_mlp_ratio=2, nerf_depth=1, nerf_max_freqs=4,
+                            nerf_tile_size=512, nerf_final_head_type="linear", nerf_embedder_dtype=torch.float32,
+                            use_x0=False, use_sequential_txt_ids=False)
+    config.update(image_model="chroma_radiance", in_channels=3, out_channels=3, patch_size=4)
+    return _patcher(_supported("ChromaRadiance", "Chroma Radiance")(_drop_unknown_params(params, config)), seed)
+
+
+def _hunyuan_config(**extra):
+    config = dict(image_model="hunyuan_video", in_channels=16, out_channels=16, vec_in_dim=16, context_in_dim=CTX,
+                  hidden_size=32, mlp_ratio=2.0, num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[4, 6, 6],
+                  theta=256, patch_size=[1, 2, 2], qkv_bias=True, guidance_embed=True, byt5=False, meanflow=False,
+                  use_cond_type_embedding=False, vision_in_dim=None, meanflow_sum=False)
+    config.update(extra)
+    return config
+
+
+def tiny_hunyuan_video(seed=0):
+    params = _require("comfy.ldm.hunyuan_video.model", "HunyuanVideoParams", "HunyuanVideo")
+    return _patcher(_supported("HunyuanVideo", "HunyuanVideo")(_drop_unknown_params(params, _hunyuan_config())), seed)
+
+
+def tiny_hunyuan_image21(seed=0):
+    """HunyuanImage 2.1 shape: 2-D patches, byT5 glyph tokens after the LLM text."""
+    params = _require("comfy.ldm.hunyuan_video.model", "HunyuanVideoParams", "HunyuanImage 2.1")
+    if "byt5" not in {f.name for f in dataclasses.fields(params)}:
+        pytest.skip("HunyuanImage 2.1: this ComfyUI release's HunyuanVideo has no byT5 input")
+    config = _hunyuan_config(byt5=True)
+    config.update(in_channels=64, out_channels=64, vec_in_dim=None, patch_size=[1, 1], axes_dim=[8, 8],
+                  guidance_embed=False)
+    return _patcher(_supported("HunyuanImage21", "HunyuanImage 2.1")(_drop_unknown_params(params, config)), seed)
+
+
+def tiny_hunyuan_video15(seed=0, vision=False):
+    """HunyuanVideo 1.5 shape: byT5 glyph tokens before the LLM text; vision: SigLIP tokens in front (i2v)."""
+    params = _require("comfy.ldm.hunyuan_video.model", "HunyuanVideoParams", "HunyuanVideo 1.5")
+    if "use_cond_type_embedding" not in {f.name for f in dataclasses.fields(params)}:
+        pytest.skip("HunyuanVideo 1.5: this ComfyUI release's HunyuanVideo has no cond_type_embedding")
+    config = _hunyuan_config(byt5=True, use_cond_type_embedding=True, vision_in_dim=24 if vision else None)
+    config.update(in_channels=32 + 32 + 1, out_channels=32, vec_in_dim=None, guidance_embed=False)
+    return _patcher(_supported("HunyuanVideo15", "HunyuanVideo 1.5")(_drop_unknown_params(params, config)), seed)
+
+
+def tiny_aura_flow(seed=0):
+    cls = _require("comfy.ldm.aura.mmdit", "MMDiT", "AuraFlow")
+    config = dict(in_channels=4, out_channels=4, patch_size=2, dim=32, n_layers=2, n_double_layers=1, n_heads=2,
+                  global_conddim=32, cond_seq_dim=CTX, max_seq=64)
+    return _patcher(_supported("AuraFlow", "AuraFlow")(_accepted(cls, config)), seed)
+
+
+def tiny_flux2(seed=0):
+    """FLUX.2 shape: patch 1 on 128-channel latents, global modulation, text left-padded to 512."""
+    import comfy.ldm.flux.model
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}
+    if "global_modulation" not in fields:
+        pytest.skip("FLUX.2: this ComfyUI release's Flux has no global modulation (no FLUX.2)")
+    config = dict(image_model="flux2", in_channels=128, out_channels=128, patch_size=1, hidden_size=32, num_heads=2,
+                  depth=1, depth_single_blocks=1, context_in_dim=CTX, vec_in_dim=None, axes_dim=[4, 4, 4, 4],
+                  mlp_ratio=2.0, theta=2000, qkv_bias=False, guidance_embed=True, global_modulation=True,
+                  mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0,
+                  txt_ids_dims=[3], yak_mlp=False, txt_norm=False)
+    config = {k: v for k, v in config.items() if k in fields | {"image_model"}}
+    return _patcher(_supported("Flux2", "FLUX.2")(config), seed)
+
+
+def _flux_class_config(**extra):
+    import comfy.ldm.flux.model
+    config = dict(image_model="flux", in_channels=16, out_channels=16, patch_size=2, hidden_size=32, num_heads=2,
+                  depth=1, depth_single_blocks=1, context_in_dim=CTX, vec_in_dim=16, axes_dim=[4, 6, 6],
+                  mlp_ratio=2.0, theta=10000, qkv_bias=True, guidance_embed=False, txt_ids_dims=[])
+    config.update(extra)
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)} | {"image_model"}
+    missing = set(extra) - fields
+    return config, missing
+
+
+def tiny_ovis_image(seed=0):
+    """Ovis-Image: the Flux class with a gated (yak) MLP, a text norm and positional text ids."""
+    config, missing = _flux_class_config(yak_mlp=True, txt_norm=True, txt_ids_dims=[1, 2])
+    if missing:
+        pytest.skip(f"Ovis-Image: this ComfyUI release's Flux has no {sorted(missing)}")
+    return _patcher(_supported("Flux", "Ovis-Image")(config), seed)
+
+
+def tiny_longcat_image(seed=0):
+    """LongCat-Image: the Flux class without pooled or guidance input; rope shifted by the text length."""
+    config, missing = _flux_class_config(vec_in_dim=None, txt_ids_dims=[1, 2])
+    if missing:
+        pytest.skip(f"LongCat-Image: this ComfyUI release's Flux has no {sorted(missing)}")
+    return _patcher(_supported("LongCatImage", "LongCat-Image")(config), seed)
+
 
 # The classes each family needs, by module path; a release without them skips the family's tests.
 NEEDS = {
@@ -49,8 +261,7 @@ def available(name) -> bool:
 
 def skip_unless_available(name):
     if not available(name):
-        import comfy_env
-        pytest.skip(f"{name}: this ComfyUI release ({comfy_env.import_comfy().version}) has no "
+        pytest.skip(f"{name}: this ComfyUI release ({import_comfy().version}) has no "
                     f"{NEEDS[name][0]} / supported_models.{NEEDS[name][1]}")
 
 
@@ -60,14 +271,11 @@ def _build(name, unet_config, seed):
     The tiny dims are written into the config after construction, since some families'
     unet_extra_config (Ideogram4's full-size heads, JoyImage's rope) would otherwise replace them.
     """
-    import comfy.model_patcher
     import comfy.supported_models
+    skip_unless_available(name)
     model_config = getattr(comfy.supported_models, NEEDS[name][1])(unet_config)
     model_config.unet_config.update(unet_config)
-    model_config.set_inference_dtype(torch.float32, None)  # fp32 weights, no manual cast
-    model = model_config.get_model({}, device=CPU)
-    init_weights_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return _patcher(model_config, seed)
 
 
 def _randn(g, *shape):
@@ -357,38 +565,42 @@ def tiny_seedvr2(seed=0):
         mm_layers=2, rope_dim=8), seed)
 
 
-# ---------------------------------------------------------------- the table
-@dataclass(frozen=True)
-class TinyFamily:
-    name: str
-    build: Callable
-    conds: Callable
-    latent_shape: tuple  # one sample's empty latent (channels, ...spatial)
-    image_tokens: int    # noisy-image tokens of that latent
-
-    def latent(self, batch=1):
-        return torch.zeros(batch, *self.latent_shape)
-
-    def sample(self, model, txt, *, neg_txt=None, cfg=1.0, batch=1, cond_batch=1, steps=3, seed=0, denoise=1.0,
-               **cond_kw):
-        """comfy.sample.sample on a `batch` latent. Conds are one prompt (cond_batch 1) as text encoders
-        emit them, repeated by ComfyUI to the batch; Mochi / OmniGen2 / Boogu count num_tokens over the
-        whole cond batch, so only cond_batch 1 is valid for them."""
-        pos, neg = self.conds(txt, batch=cond_batch, seed=seed, neg_txt=neg_txt, **cond_kw)
-        return run_sample(model, pos, neg, steps=steps, cfg=cfg, seed=seed, latent=self.latent(batch),
-                          denoise=denoise)
+# ---------------------------------------------------------------- conds of the families above that text_conds builds
+BYT5 = 5  # glyph tokens in the HunyuanImage 2.1 / HunyuanVideo 1.5 conds
 
 
-TINY = {f.name: f for f in (
-    TinyFamily("hidream", tiny_hidream, hidream_conds, (16, 8, 8), 16),
-    TinyFamily("lens", tiny_lens, lens_conds, (128, 4, 4), 16),
-    TinyFamily("joyimage", tiny_joyimage, joyimage_conds, (16, 1, 8, 8), 16),
-    TinyFamily("ernie", tiny_ernie, ernie_conds, (128, 4, 4), 16),
-    TinyFamily("mochi", tiny_mochi, mochi_conds, (12, 2, 8, 8), 32),
-    TinyFamily("pixeldit", tiny_pixeldit, pixeldit_conds, (3, 16, 16), 16),
-    TinyFamily("pid", tiny_pid, pid_conds, (3, 16, 16), 16),
-    TinyFamily("ideogram4", tiny_ideogram4, ideogram4_conds, (128, 4, 4), 16),
-    TinyFamily("omnigen2", tiny_omnigen2, omnigen2_conds, (16, 8, 8), 16),
-    TinyFamily("boogu", tiny_boogu, omnigen2_conds, (16, 8, 8), 16),
-    TinyFamily("hidream_o1", tiny_hidream_o1, hidream_o1_conds, (3, 64, 96), 6),
-)}
+def pooled(g, length):  # the FLUX model class of older releases reads pooled_output even where the model ignores it
+    return {"pooled_output": torch.randn(1, 16, generator=g)}
+
+
+def text_mask(g, length):  # what Lumina 2's text encoder hands over; older releases need it (num_tokens)
+    return {"attention_mask": torch.ones(1, length, dtype=torch.long)}
+
+
+def hunyuan_extra(byt5=False, vision=0):
+    def extra(g, length):
+        out = pooled(g, length)
+        if byt5:
+            out["conditioning_byt5small"] = torch.randn(1, BYT5, 1472, generator=g)
+        if vision:  # what CLIPVisionEncode hands over (SigLIP)
+            out["clip_vision_output"] = SimpleNamespace(last_hidden_state=torch.randn(1, vision, 24, generator=g))
+        return out
+    return extra
+
+
+def fixed_randn(*shape, seed=5):
+    """The same tensor for every cond (a reference latent both conds carry)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def with_reference(shape, extra=lambda g, length: {}):
+    """extra plus one reference latent of `shape` (Qwen-Image-Edit, FLUX.2, Krea 2, FLUX.1 Kontext)."""
+    return lambda g, length: {**extra(g, length), "reference_latents": [fixed_randn(*shape)]}
+
+
+def z_image_omni_extra(g, length):
+    """Z-Image omni edit: a reference latent with its caption (5 tokens) and SigLIP features (4 tokens)."""
+    return {"reference_latents": [fixed_randn(1, 16, 8, 8)],
+            "reference_latents_text_embeds": [fixed_randn(1, 5, CTX, seed=6)],
+            "clip_vision_outputs": [SimpleNamespace(image_sizes=[(3, 32, 32)],
+                                                    last_hidden_state=fixed_randn(1, 4, 24, seed=7))]}

@@ -1,0 +1,130 @@
+"""The one independent dense TACA the tests compare against; it knows nothing of taca_core.
+
+It materialises the logits in float64, multiplies the image-query x text-key ones by gamma and takes
+the softmax. As an attention override (`ReferenceTaca`) it needs to be told, per family, where the
+text sits in a joint call (`Layout`, written by hand from each model's code); every other call runs
+untouched.
+"""
+import collections
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+def _spans(spans):
+    return [spans] if spans and isinstance(spans[0], int) else list(spans or [])
+
+
+def dense_taca(q, k, v, *, text_keys, text_queries, gamma, mask=None):
+    """q [B, H, Lq, D], k / v [B, H or fewer (GQA), Lk, D]; text_keys: (start, stop) key span(s);
+    text_queries: (start, stop) query span(s) that keep their logits (text and register rows).
+    mask: bool (True = keep) or additive, [Lq, Lk], [B, Lq, Lk] or broadcastable 4-D."""
+    if k.shape[1] != q.shape[1]:  # grouped KV heads
+        k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+    logits = q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5
+    image_rows = torch.ones(q.shape[2], dtype=torch.bool)
+    for a, b in _spans(text_queries):
+        image_rows[a:b] = False
+    cols = torch.zeros(k.shape[2], dtype=torch.bool)
+    for a, b in _spans(text_keys):
+        cols[a:b] = True
+    logits = torch.where(image_rows[:, None] & cols[None, :], logits * gamma, logits)
+    if mask is not None:
+        while mask.ndim < 4:  # as ComfyUI: [Lq, Lk] -> [1, Lq, Lk] -> [B, 1, Lq, Lk]
+            mask = mask.unsqueeze(0) if mask.ndim == 2 else mask.unsqueeze(1)
+        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask.double()
+    return (logits.softmax(-1) @ v.double()).to(q.dtype)
+
+
+@dataclass
+class Layout:
+    """Where the text sits in one family's joint calls.
+
+    text(n_queries, n_keys) -> (start, stop) of the text keys, or None for a call that is not joint.
+    The queries are the first n_queries keys, or the last (queries_at_end: a cached text prefix).
+    Query rows inside the text span, and the `registers` rows just before it, keep their logits.
+    joint_keys: the key counts of the joint calls a test expects (empty: not checked).
+    """
+    text: Callable
+    registers: int = 0
+    queries_at_end: bool = False
+    joint_keys: frozenset = frozenset()
+
+    def spans(self, nq, nk):
+        cols = self.text(nq, nk)
+        if cols is None:
+            return None
+        first = nk - nq if self.queries_at_end else 0
+        rows = (max(cols[0] - self.registers - first, 0), max(min(cols[1], first + nq) - first, 0))
+        return cols, rows
+
+
+def text_first(visual, texts=None, registers=0):
+    """[registers | text | visual]: joint calls have registers + t + visual keys for t in texts
+    (texts None: any call with more keys than visual ones)."""
+    keys = frozenset() if texts is None else frozenset(registers + t + visual for t in texts)
+    return Layout(lambda nq, nk: (registers, nk - visual) if (nk in keys if keys else nk > visual) else None,
+                  registers, joint_keys=keys)
+
+
+def image_first(visual, texts):
+    """[visual | text]: joint calls have visual + t keys for t in texts."""
+    keys = frozenset(visual + t for t in texts)
+    return Layout(lambda nq, nk: (visual, nk) if nk in keys else None, joint_keys=keys)
+
+
+def _shape(q, k, kwargs):
+    d = 2 if kwargs.get("skip_reshape", False) else 1
+    return q.shape[d], k.shape[d]
+
+
+@dataclass(eq=False)
+class ReferenceTaca:
+    """An optimized_attention_override running `dense_taca` on the joint calls of `layout`.
+
+    gamma acts where 1000 * sigma >= cutoff (every family tested is a flow model, sigma_max = 1).
+    calls counts the (queries, keys) of the joint calls it changed.
+    """
+    layout: Layout
+    gamma: float
+    cutoff: float = 0
+    calls: collections.Counter = field(default_factory=collections.Counter)
+
+    def __deepcopy__(self, memo):  # ComfyUI 0.8.x and older deep-copy model_options on clone: stay one object
+        return self
+
+    def __call__(self, func, q, k, v, *args, **kwargs):
+        nq, nk = _shape(q, k, kwargs)
+        spans = self.layout.spans(nq, nk)
+        sigma = kwargs.get("transformer_options", {}).get("sigmas")
+        active = self.cutoff <= 0 or (sigma is not None and bool((1000 * sigma.double() >= self.cutoff).all()))
+        if spans is None or not active:
+            return func(q, k, v, *args, **kwargs)
+        self.calls[(nq, nk)] += 1
+        heads = args[0] if args else kwargs["heads"]
+        mask = args[1] if len(args) >= 2 else kwargs.get("mask")
+        if not kwargs.get("skip_reshape", False):  # [B, L, H*D] (SD3 hands v over as [B, L, H, D])
+            q, k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
+        out = dense_taca(q, k, v, text_keys=spans[0], text_queries=spans[1], gamma=self.gamma, mask=mask)
+        return out if kwargs.get("skip_output_reshape", False) else out.transpose(1, 2).flatten(2)
+
+
+@dataclass(eq=False)
+class CallCounter:
+    """A plain override that counts the (queries, keys) of the calls reaching it and runs them unchanged."""
+    calls: collections.Counter = field(default_factory=collections.Counter)
+
+    def __deepcopy__(self, memo):  # see ReferenceTaca
+        return self
+
+    def __call__(self, func, q, k, v, *args, **kwargs):
+        self.calls[_shape(q, k, kwargs)] += 1
+        return func(q, k, v, *args, **kwargs)
+
+
+def with_override(model, override):
+    """A clone of `model` with `override` as its optimized_attention_override."""
+    m = model.clone()
+    m.model_options["transformer_options"]["optimized_attention_override"] = override
+    return m
