@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the tests' support package
 if not os.environ.get("COMFYUI_PATH"):
     sys.exit("set COMFYUI_PATH to a ComfyUI checkout (see README, Development)")
 
@@ -43,24 +43,22 @@ DTYPE = getattr(torch, ARGS.dtype or ("bfloat16" if DEVICE.type == "cuda" else "
 torch.set_num_threads(ARGS.threads)
 CLOCK = time.process_time if DEVICE.type == "cpu" else time.perf_counter
 
-from comfy_env import import_comfy  # noqa: E402
+from support.comfy_env import import_comfy  # noqa: E402
 
 env = import_comfy(cpu=DEVICE.type == "cpu")
-import importlib  # noqa: E402
 
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 from comfy.model_patcher import LowVramPatch  # noqa: E402
 from comfy.patcher_extension import WrappersMP  # noqa: E402
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 
-pack = load_pack().__name__
-lora_node = importlib.import_module(pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(pack + ".nodes.taca_model_patch")
-switch_mod = importlib.import_module(pack + ".taca_core.lora_switch")
+load_pack()  # as comfyui_taca_under_test
+from comfyui_taca_under_test.taca_comfy import lora_switch as switch_mod  # noqa: E402
+from support.taca import patch, taca_lora  # noqa: E402
 
 DIMS = dict(hidden_size=512, num_heads=8, depth=2, depth_single_blocks=2, axes_dim=[16, 24, 24])
 LATENT_HW = (64, 64)  # 32 x 32 = 1024 image tokens
@@ -104,7 +102,8 @@ def switch_cost():
 def copy_variant(model, lora_sd):
     """The design not shipped, for comparison: the LoRA added to a copy of each weight, in ComfyUI's cast path."""
     lora_model, _ = comfy.sd.load_lora_for_models(model, None, lora_sd, 1.0, 0)
-    patches = lora_node._new_patches(lora_model, model)
+    patches = {key: plist[len(model.patches.get(key, [])):] for key, plist in lora_model.patches.items()
+               if len(plist) > len(model.patches.get(key, []))}  # what ComfyUI's loading added
     switched, gate = model.clone(), switch_mod.LoraGate()
     for key in patches:
         switched.add_weight_wrapper(key, switch_mod.SwitchedLoraWeight(gate, LowVramPatch(key, patches)))
@@ -122,11 +121,10 @@ def main():
         return tiny_flux(seed=0, device=DEVICE, dtype=DTYPE, **DIMS)
 
     def taca(model, on=True):
-        return patch_node.TACAModelPatch.execute(model=model, gamma=1.2 if on else 1.0, timestep_cutoff=0).result[0]
+        return patch(model, gamma=1.2 if on else 1.0, cutoff=0)
 
     def tlora(model):
-        return lora_node.TACALoraLoader.execute(model=model, lora_name=LORA, strength=1.0,
-                                                active=lora_node.WHILE_TACA_ACTS).result[0]
+        return taca_lora(model, LORA)
 
     pos, neg = make_conds("flux", 128)
     models = {

@@ -16,10 +16,12 @@ def _spans(spans):
     return [spans] if spans and isinstance(spans[0], int) else list(spans or [])
 
 
-def dense_taca(q, k, v, *, text_keys, text_queries, gamma, mask=None):
+def dense_taca(q, k, v, *, text_keys, gamma, text_queries=None, mask=None):
     """q [B, H, Lq, D], k / v [B, H or fewer (GQA), Lk, D]; text_keys: (start, stop) key span(s);
-    text_queries: (start, stop) query span(s) that keep their logits (text and register rows).
+    text_queries: (start, stop) query span(s) that keep their logits (text and register rows;
+    default: text_keys, as in taca_core.taca_attention).
     mask: bool (True = keep) or additive, [Lq, Lk], [B, Lq, Lk] or broadcastable 4-D."""
+    text_queries = text_keys if text_queries is None else text_queries
     if k.shape[1] != q.shape[1]:  # grouped KV heads
         k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
     logits = q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5
