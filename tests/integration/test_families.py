@@ -160,30 +160,31 @@ CASES = {
                     lambda t: set(), loras=("diffusion_model.", "transformer."), txt=(6, 4)),
     "hidream_e1": Case(tf.tiny_hidream, functools.partial(tf.hidream_conds, edit_hw=(8, 8)), (16, 8, 8),
                        image_then_text(32, lambda t: t + 2 * max(1, t - 3)), lambda t: set(), txt=(6, 4)),
-    "lens": Case(tf.tiny_lens, tf.lens_conds, (128, 4, 4), image_then_text(16), lambda t: set(),
+    "lens": Case(tf.tiny_lens, tf.text_conds(2 * tf.FEAT, tf.padding_mask()), (128, 4, 4), image_then_text(16), lambda t: set(),
                  loras=("diffusion_model.",),
                  txt=(6, 4)),
-    "lens_padded": Case(tf.tiny_lens, functools.partial(tf.lens_conds, pad=2), (128, 4, 4), image_then_text(16),
+    "lens_padded": Case(tf.tiny_lens, tf.text_conds(2 * tf.FEAT, tf.padding_mask(2)), (128, 4, 4), image_then_text(16),
                         lambda t: set(), txt=(6, 4)),  # always-on key mask
-    "joyimage_ref": Case(tf.tiny_joyimage, functools.partial(tf.joyimage_conds, ref_hw=(4, 6)), (16, 1, 8, 8),
+    "joyimage_ref": Case(tf.tiny_joyimage, tf.text_conds(tf.FEAT, tf.with_reference((1, 16, 1, 4, 6))), (16, 1, 8, 8),
                          image_then_text(16 + 6), lambda t: set(), loras=("diffusion_model.",), txt=(6, 4)),
-    "mochi_padded": Case(tf.tiny_mochi, functools.partial(tf.mochi_conds, pad=4), (12, 2, 8, 8), image_then_text(32),
-                         lambda t: set(), loras=("diffusion_model.", ""), txt=(6, 4)),  # padding cut off
+    "mochi_padded": Case(tf.tiny_mochi, tf.text_conds(tf.FEAT, tf.padding_mask(4)), (12, 2, 8, 8),
+                         image_then_text(32, lambda t: t - 4),
+                         lambda t: set(), loras=("diffusion_model.", ""), txt=(10, 8)),  # 4 padding tokens cut off
     # PixelDiT / PiD: text first, the prompts repeated to their lcm, cut at txt_max_length (16 here); the
     # pixel blocks attend within each patch (16 pixel tokens of 4 x 4) only
-    "pixeldit": Case(tf.tiny_pixeldit, tf.pixeldit_conds, (3, 16, 16),
+    "pixeldit": Case(tf.tiny_pixeldit, tf.text_conds(tf.FEAT), (3, 16, 16),
                      lambda *ts: text_first(16, [min(math.lcm(*ts), 16)]), lambda t: {(16, 16)},
                      loras=("diffusion_model.",), txt=(6, 4)),
-    "pid": Case(tf.tiny_pid, tf.pid_conds, (3, 16, 16), lambda *ts: text_first(16, [min(math.lcm(*ts), 16)]),
+    "pid": Case(tf.tiny_pid, tf.text_conds(tf.FEAT, tf.pid_extra), (3, 16, 16), lambda *ts: text_first(16, [min(math.lcm(*ts), 16)]),
                 lambda t: {(16, 16)}, loras=("diffusion_model.",), txt=(6, 4)),
-    "ideogram4_padded": Case(tf.tiny_ideogram4, functools.partial(tf.ideogram4_conds, pad=2), (128, 4, 4),
+    "ideogram4_padded": Case(tf.tiny_ideogram4, tf.text_conds(tf.FEAT, tf.padding_mask(2)), (128, 4, 4),
                              text_of(16), lambda t: set(), loras=("diffusion_model.",), txt=(6, 4)),  # per-row mask
     # OmniGen2 / Boogu: caption, noise and reference refiners (Boogu: also image self-attention over
     # reference + noisy image) are not joint
-    "omnigen2_ref": Case(tf.tiny_omnigen2, functools.partial(tf.omnigen2_conds, ref_hw=(4, 6)), (16, 8, 8),
+    "omnigen2_ref": Case(tf.tiny_omnigen2, tf.text_conds(tf.FEAT, tf.with_reference((1, 16, 4, 6), tf.padding_mask())), (16, 8, 8),
                          text_of(16 + 6), lambda t: {(t, t), (16, 16), (6, 6)}, loras=("diffusion_model.", ""),
                          txt=(6, 4)),
-    "boogu_ref": Case(tf.tiny_boogu, functools.partial(tf.omnigen2_conds, ref_hw=(4, 4)), (16, 8, 8),
+    "boogu_ref": Case(tf.tiny_boogu, tf.text_conds(tf.FEAT, tf.with_reference((1, 16, 4, 4), tf.padding_mask())), (16, 8, 8),
                       text_of(16 + 4), lambda t: {(t, t), (16, 16), (4, 4), (20, 20)}, loras=("diffusion_model.", ""),
                       txt=(6, 4)),
     "hidream_o1": Case(tf.tiny_hidream_o1, tf.hidream_o1_conds, (3, 64, 96), o1_layout(edit=False),
@@ -374,7 +375,7 @@ def test_refused_families_get_a_clear_error(name, reason, family):
 def test_ernie_attention_never_reaches_transformer_options():
     """The basis of ErnieImage's refusal: an attention override installed on the model sees no call."""
     counter = CallCounter()
-    pos, neg = tf.ernie_conds(6, neg_txt=4)
+    pos, neg = tf.text_conds(tf.FEAT)(6, neg_txt=4)
     out = tm.run_sample(with_override(tf.tiny_ernie(), counter), pos, neg, steps=2, cfg=2.0,
                         latent=torch.zeros(1, 128, 4, 4))
     assert torch.isfinite(out).all() and not counter.calls

@@ -55,8 +55,9 @@ def _accepted(cls, config):
     return {k: v for k, v in config.items() if k in params}
 
 
-# text feature width every tiny family's conditioning uses (context_in_dim / joint_attention_dim / ...)
-CTX = 32
+# text feature width of the tiny families' conds (context_in_dim / joint_attention_dim / ...): CTX for the
+# first families below, FEAT from HiDream on
+CTX, FEAT = 32, 24
 
 
 def tiny_qwen_image(seed=0, default_ref_method=None):
@@ -325,7 +326,7 @@ def hidream_conds(txt, batch=1, seed=0, neg_txt=None, llama_txt=None, neg_llama_
 
 # ---------------------------------------------------------------- Lens
 # Image first; the text mask (always built, additive, [B, 1, 1, N]) masks padded text keys.
-LENS = dict(enc_dim=24, layers=2)
+LENS = dict(enc_dim=FEAT, layers=2)  # text features: FEAT per encoder layer
 
 
 def tiny_lens(seed=0):
@@ -335,60 +336,29 @@ def tiny_lens(seed=0):
         multi_layer_encoder_feature=True, selected_layer_index=tuple(range(LENS["layers"]))), seed)
 
 
-def lens_conds(txt, batch=1, seed=0, neg_txt=None, pad=0):
-    """pad: that many trailing text tokens are padding (attention_mask 0)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def one(length):
-        mask = torch.ones(batch, length, dtype=torch.long)
-        if pad:
-            mask[:, length - pad:] = 0
-        return [[_randn(g, batch, length, LENS["enc_dim"] * LENS["layers"]), {"attention_mask": mask}]]
-    return _pair(one, txt, neg_txt)
-
-
 # ---------------------------------------------------------------- JoyImage
 # Image first: target video/image tokens, then each reference latent's tokens, then text.
-JOY = dict(text_dim=24)
 
 
 def tiny_joyimage(seed=0):
     return _build("joyimage", dict(
         image_model="joyimage", patch_size=[1, 2, 2], in_channels=16, hidden_size=32, num_attention_heads=2,
-        text_dim=JOY["text_dim"], num_layers=2, rope_dim_list=[4, 6, 6], theta=10000), seed)
-
-
-def joyimage_conds(txt, batch=1, seed=0, neg_txt=None, ref_hw=None):
-    """ref_hw: (h, w) of one reference latent [1, 16, 1, h, w] on both conds (JoyImage-Edit)."""
-    g = torch.Generator().manual_seed(seed)
-    ref = None if ref_hw is None else [_randn(g, 1, 16, 1, *ref_hw)]
-
-    def one(length):
-        extra = {} if ref is None else {"reference_latents": ref}
-        return [[_randn(g, batch, length, JOY["text_dim"]), extra]]
-    return _pair(one, txt, neg_txt)
+        text_dim=FEAT, num_layers=2, rope_dim_list=[4, 6, 6], theta=10000), seed)
 
 
 # ---------------------------------------------------------------- ErnieImage
 # Image first; its attention is called without transformer_options (see families_B.md).
-ERNIE = dict(text_dim=24)
 
 
 def tiny_ernie(seed=0):
     return _build("ernie", dict(
         image_model="ernie", hidden_size=32, num_attention_heads=2, num_layers=2, ffn_hidden_size=64,
-        in_channels=128, out_channels=128, patch_size=1, text_in_dim=ERNIE["text_dim"], rope_axes_dim=(4, 6, 6)),
+        in_channels=128, out_channels=128, patch_size=1, text_in_dim=FEAT, rope_axes_dim=(4, 6, 6)),
         seed)
-
-
-def ernie_conds(txt, batch=1, seed=0, neg_txt=None):
-    g = torch.Generator().manual_seed(seed)
-    return _pair(lambda n: [[_randn(g, batch, n, ERNIE["text_dim"]), {}]], txt, neg_txt)
 
 
 # ---------------------------------------------------------------- Mochi
 # Image (video) first; text is cut to the attention mask's token count (num_tokens) in every block.
-MOCHI = dict(t5_dim=24)
 
 
 def tiny_mochi(seed=0):
@@ -397,38 +367,22 @@ def tiny_mochi(seed=0):
         mlp_ratio_x=1536 * 8 / 32,  # AsymmetricJointBlock asserts an MLP width of 1536 * 8
         mlp_ratio_y=4.0, learn_sigma=False, in_channels=12, qk_norm=True, qkv_bias=False, out_bias=True,
         attn_drop=0.0, patch_embed_bias=True, posenc_preserve_area=True, timestep_mlp_bias=True,
-        attend_to_padding=False, timestep_scale=1000.0, use_t5=True, t5_feat_dim=MOCHI["t5_dim"],
+        attend_to_padding=False, timestep_scale=1000.0, use_t5=True, t5_feat_dim=FEAT,
         t5_token_length=256, rope_theta=10000.0), seed)
-
-
-def mochi_conds(txt, batch=1, seed=0, neg_txt=None, pad=0):
-    """pad: trailing padding tokens (mask 0) after txt real ones, as Mochi's T5 pads to 256."""
-    g = torch.Generator().manual_seed(seed)
-
-    def one(length):
-        mask = torch.zeros(batch, length + pad, dtype=torch.long)
-        mask[:, :length] = 1
-        return [[_randn(g, batch, length + pad, MOCHI["t5_dim"]), {"attention_mask": mask}]]
-    return _pair(one, txt, neg_txt)
 
 
 # ---------------------------------------------------------------- PixelDiT (T2I)
 # Text first (cut at txt_max_length; ComfyUI's real model: 300, here 16), then the patch tokens.
 # Pixel blocks run image-only attention over the patches.
-PIXELDIT = dict(text_dim=24, txt_max_length=16, patch_size=4)
+PIXELDIT = dict(txt_max_length=16, patch_size=4)
 
 
 def tiny_pixeldit(seed=0):
     return _build("pixeldit", dict(
         image_model="pixeldit_t2i", in_channels=3, num_groups=2, hidden_size=32, pixel_hidden_size=4,
         pixel_attn_hidden_size=16, pixel_num_groups=2, patch_depth=2, pixel_depth=1,
-        patch_size=PIXELDIT["patch_size"], txt_embed_dim=PIXELDIT["text_dim"],
+        patch_size=PIXELDIT["patch_size"], txt_embed_dim=FEAT,
         txt_max_length=PIXELDIT["txt_max_length"]), seed)
-
-
-def pixeldit_conds(txt, batch=1, seed=0, neg_txt=None):
-    g = torch.Generator().manual_seed(seed)
-    return _pair(lambda n: [[_randn(g, batch, n, PIXELDIT["text_dim"]), {}]], txt, neg_txt)
 
 
 def tiny_pid(seed=0):
@@ -437,54 +391,32 @@ def tiny_pid(seed=0):
     return _build("pid", dict(
         image_model="pid", in_channels=3, num_groups=2, hidden_size=32, pixel_hidden_size=4,
         pixel_attn_hidden_size=16, pixel_num_groups=2, patch_depth=2, pixel_depth=1,
-        patch_size=PIXELDIT["patch_size"], txt_embed_dim=PIXELDIT["text_dim"],
+        patch_size=PIXELDIT["patch_size"], txt_embed_dim=FEAT,
         txt_max_length=PIXELDIT["txt_max_length"], lq_latent_channels=16, lq_hidden_dim=16, lq_num_res_blocks=1,
         lq_interval=2), seed)
 
 
-def pid_conds(txt, batch=1, seed=0, neg_txt=None):
-    """PixelDiT conds plus PiDConditioning's low-quality latent and degradation sigma (both conds)."""
-    pos, neg = pixeldit_conds(txt, batch=batch, seed=seed, neg_txt=neg_txt)
-    lq = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(seed + 1))
-    for c in (pos, neg):
-        c[0][1].update(lq_latent=lq, degrade_sigma=torch.tensor([0.2]))
-    return pos, neg
-
-
 # ---------------------------------------------------------------- Ideogram4
 # Text first; with padded text a block-diagonal [B, 1, L, L] mask (padding attends only to padding).
-IDEOGRAM4 = dict(text_dim=24)
 
 
 def tiny_ideogram4(seed=0):
     return _build("ideogram4", dict(
         image_model="ideogram4", in_channels=128, num_layers=2, num_attention_heads=2, attention_head_dim=16,
-        intermediate_size=64, adaln_dim=16, llm_features_dim=IDEOGRAM4["text_dim"], rope_theta=10000,
+        intermediate_size=64, adaln_dim=16, llm_features_dim=FEAT, rope_theta=10000,
         mrope_section=[4, 2, 2], norm_eps=1e-5), seed)
-
-
-def ideogram4_conds(txt, batch=1, seed=0, neg_txt=None, pad=0):
-    g = torch.Generator().manual_seed(seed)
-
-    def one(length):
-        mask = torch.ones(batch, length, dtype=torch.long)
-        if pad:
-            mask[:, length - pad:] = 0
-        return [[_randn(g, batch, length, IDEOGRAM4["text_dim"]), {"attention_mask": mask}]]
-    return _pair(one, txt, neg_txt)
 
 
 # ---------------------------------------------------------------- OmniGen2 / Boogu
 # Text first, then reference-image tokens, then the noisy image. Caption / noise / reference refiners
 # (and Boogu's image self-attention) are not joint. GQA (fewer key heads) since 0.8.x passes enable_gqa.
-OMNIGEN2 = dict(text_dim=24)
 
 
 def tiny_omnigen2(seed=0):
     return _build("omnigen2", dict(
         image_model="omnigen2", patch_size=2, in_channels=16, hidden_size=32, num_layers=2, num_refiner_layers=1,
         num_attention_heads=2, num_kv_heads=1, multiple_of=16, ffn_dim_multiplier=None, norm_eps=1e-5,
-        axes_dim_rope=[4, 6, 6], axes_lens=[64, 64, 64], text_feat_dim=OMNIGEN2["text_dim"], timestep_scale=1000.0,
+        axes_dim_rope=[4, 6, 6], axes_lens=[64, 64, 64], text_feat_dim=FEAT, timestep_scale=1000.0,
         out_channels=None), seed)
 
 
@@ -492,27 +424,8 @@ def tiny_boogu(seed=0):
     return _build("boogu", dict(
         image_model="boogu", patch_size=2, in_channels=16, hidden_size=32, num_layers=1, num_double_stream_layers=1,
         num_refiner_layers=1, num_attention_heads=2, num_kv_heads=1, multiple_of=16, norm_eps=1e-5,
-        axes_dim_rope=[4, 6, 6], axes_lens=[64, 64, 64], instruction_feat_dim=OMNIGEN2["text_dim"],
+        axes_dim_rope=[4, 6, 6], axes_lens=[64, 64, 64], instruction_feat_dim=FEAT,
         timestep_scale=1000.0), seed)
-
-
-def omnigen2_conds(txt, batch=1, seed=0, neg_txt=None, pad=0, ref_hw=None):
-    """OmniGen2/Boogu need attention_mask in the conditioning (it gives forward's num_tokens).
-
-    pad: trailing padding tokens (mask 0); ref_hw: one reference latent [1, 16, h, w] on both conds.
-    """
-    g = torch.Generator().manual_seed(seed)
-    ref = None if ref_hw is None else [_randn(g, 1, 16, *ref_hw)]
-
-    def one(length):
-        mask = torch.ones(batch, length, dtype=torch.long)
-        if pad:
-            mask[:, length - pad:] = 0
-        extra = {"attention_mask": mask}
-        if ref is not None:
-            extra["reference_latents"] = ref
-        return [[_randn(g, batch, length, OMNIGEN2["text_dim"]), extra]]
-    return _pair(one, txt, neg_txt)
 
 
 # ---------------------------------------------------------------- HiDream-O1 (pixel space, Qwen3-VL decoder)
@@ -565,7 +478,7 @@ def tiny_seedvr2(seed=0):
         mm_layers=2, rope_dim=8), seed)
 
 
-# ---------------------------------------------------------------- conds of the families above that text_conds builds
+# ---------------------------------------------------------------- what text_conds adds to each cond, per family
 BYT5 = 5  # glyph tokens in the HunyuanImage 2.1 / HunyuanVideo 1.5 conds
 
 
@@ -593,8 +506,24 @@ def fixed_randn(*shape, seed=5):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+def padding_mask(pad=0):
+    """An attention_mask whose last `pad` tokens are padding (0): Lens, Ideogram4, OmniGen2 and Boogu need
+    one (their num_tokens), Mochi cuts its text at it."""
+    def extra(g, length):
+        mask = torch.ones(1, length, dtype=torch.long)
+        if pad:
+            mask[:, -pad:] = 0
+        return {"attention_mask": mask}
+    return extra
+
+
+def pid_extra(g, length):
+    """PiDConditioning's low-quality latent and degradation sigma."""
+    return {"lq_latent": fixed_randn(1, 16, 2, 2, seed=1), "degrade_sigma": torch.tensor([0.2])}
+
+
 def with_reference(shape, extra=lambda g, length: {}):
-    """extra plus one reference latent of `shape` (Qwen-Image-Edit, FLUX.2, Krea 2, FLUX.1 Kontext)."""
+    """extra plus one reference latent of `shape` (Qwen-Image-Edit, FLUX.2, Krea 2, JoyImage, OmniGen2, ...)."""
     return lambda g, length: {**extra(g, length), "reference_latents": [fixed_randn(*shape)]}
 
 
