@@ -19,6 +19,7 @@ import comfy.model_patcher  # noqa: E402
 from support.tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 
 from support.taca import patch  # noqa: E402
+
 TXT, IMG = 9, 64  # text tokens; 8 x 8 image patches
 
 

@@ -19,6 +19,7 @@ from support.lora_files import write_lora  # noqa: E402
 from support.tiny_models import make_conds, model_call, run_sample, tiny_flux  # noqa: E402
 
 from support.taca import patch, taca_lora  # noqa: E402
+
 LORA = "concurrency.safetensors"
 
 

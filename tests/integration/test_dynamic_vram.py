@@ -26,6 +26,7 @@ from support.lora_files import write_lora  # noqa: E402
 from support.tiny_models import model_call, tiny_flux  # noqa: E402
 
 from support.taca import patch, taca_lora  # noqa: E402
+
 CUTOFF = 990  # sigma 1.0 is in the window, 0.5 is not
 LORAS = {"plain": dict(fmt="diffusers"),  # FLUX's fused qkv: offset branches
          "dora": dict(fmt="comfy", dora=True)}  # not a bypass branch: ComfyUI's patch function on a copy

@@ -25,6 +25,7 @@ from support.pack import load_peer  # noqa: E402
 from support.tiny_models import CPU, flux_config, make_conds, run_sample, tiny_flux  # noqa: E402
 
 from support.taca import patch, taca_lora  # noqa: E402
+
 STEPS = 4
 LORA = "gguf_flux.safetensors"
 

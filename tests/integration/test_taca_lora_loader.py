@@ -19,6 +19,7 @@ from support.lora_files import write_lora  # noqa: E402
 from support.tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
 
 from support.taca import EVERY_STEP, WHILE_TACA_ACTS, patch, taca_lora  # noqa: E402
+
 STEPS = 4
 LATENT = (1, 16, 16, 16)
 BUILD = {"flux": tiny_flux, "sd3": tiny_sd3}

@@ -10,8 +10,10 @@ import_comfy()
 
 from support.tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3  # noqa: E402
 
-import comfyui_taca_under_test.nodes.taca_probe as probe_node  # noqa: E402
+from comfyui_taca_under_test.nodes import taca_probe as probe_node  # noqa: E402
+from support.reference import ShareRecorder, text_first, with_override  # noqa: E402
 from support.taca import patch  # noqa: E402
+
 IMG_TOKENS, TXT = 64, 12
 MODELS = {"flux": (lambda: tiny_flux(seed=0), "flux"),
           "sd35": (lambda: tiny_sd3(seed=0, x_block_self_attn_layers=(0,), qk_norm="rms"), "sd3")}
@@ -30,21 +32,6 @@ def sample(model, kind, steps=3, cfg=1.0, neg_txt=None):
     return run_sample(model, pos, neg, steps=steps, cfg=cfg, latent_hw=(16, 16))
 
 
-def dense_share_recorder(records):
-    """An independent probe: dense logits of every joint call (text first, then the image tokens)."""
-    def override(func, q, k, v, *args, **kwargs):
-        bhld = kwargs.get("skip_reshape", False)
-        n = q.shape[2 if bhld else 1]
-        if n > IMG_TOKENS and k.shape[2 if bhld else 1] == n:
-            heads = args[0] if args else kwargs["heads"]
-            qq, kk = (t if bhld else t.reshape(t.shape[0], n, heads, -1).transpose(1, 2) for t in (q, k))
-            logits = qq.double() @ kk.double().transpose(-1, -2) * qq.shape[-1] ** -0.5
-            txt = n - IMG_TOKENS
-            records.append(float(logits.softmax(-1)[..., txt:, :txt].sum(-1).mean()))
-        return func(q, k, v, *args, **kwargs)
-    return override
-
-
 @pytest.fixture(scope="module", params=list(MODELS))
 def case(request):
     build, kind = MODELS[request.param]
@@ -54,13 +41,11 @@ def case(request):
 def test_plain_shares_equal_a_dense_computation(case):
     base, kind = case
     model, recorder = probe(patch(base, gamma=1.0, cutoff=970))
-    reference = []
-    other = model.clone()  # the dense recorder runs as another node's override, which TACA chains through
-    other.model_options["transformer_options"]["optimized_attention_override"] = dense_share_recorder(reference)
-    sample(other, kind)
+    reference = ShareRecorder(text_first(IMG_TOKENS))
+    sample(with_override(model, reference), kind)  # as another node's override, which TACA chains through
     got = [b["share_plain"] for c in recorder.to_dict()["calls"] for b in c["blocks"]]
-    assert len(got) == len(reference) > 0
-    torch.testing.assert_close(torch.tensor(got), torch.tensor(reference), atol=1e-5, rtol=1e-5)
+    assert len(got) == len(reference.shares) > 0
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(reference.shares), atol=1e-5, rtol=1e-5)
 
 
 def test_gamma_raises_the_share_in_the_window_and_one_equals_plain(case):

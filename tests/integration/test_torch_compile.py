@@ -21,6 +21,7 @@ from support.lora_files import write_lora  # noqa: E402
 from support.tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 
 from support.taca import patch, taca_lora  # noqa: E402
+
 STEPS = 2  # the first in the window, the second not
 LORA = "compile.safetensors"
 

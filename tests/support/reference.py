@@ -16,14 +16,12 @@ def _spans(spans):
     return [spans] if spans and isinstance(spans[0], int) else list(spans or [])
 
 
-def dense_taca(q, k, v, *, text_keys, gamma, text_queries=None, mask=None):
-    """q [B, H, Lq, D], k / v [B, H or fewer (GQA), Lk, D]; text_keys: (start, stop) key span(s);
-    text_queries: (start, stop) query span(s) that keep their logits (text and register rows;
-    default: text_keys, as in taca_core.taca_attention).
-    mask: bool (True = keep) or additive, [Lq, Lk], [B, Lq, Lk] or broadcastable 4-D."""
+def _logits(q, k, text_keys, text_queries, gamma, mask):
+    """float64 logits with gamma on image-query x text-key entries and the mask applied; the image rows;
+    the text columns."""
     text_queries = text_keys if text_queries is None else text_queries
     if k.shape[1] != q.shape[1]:  # grouped KV heads
-        k, v = (t.repeat_interleave(q.shape[1] // t.shape[1], dim=1) for t in (k, v))
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     logits = q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5
     image_rows = torch.ones(q.shape[2], dtype=torch.bool)
     for a, b in _spans(text_queries):
@@ -36,7 +34,24 @@ def dense_taca(q, k, v, *, text_keys, gamma, text_queries=None, mask=None):
         while mask.ndim < 4:  # as ComfyUI: [Lq, Lk] -> [1, Lq, Lk] -> [B, 1, Lq, Lk]
             mask = mask.unsqueeze(0) if mask.ndim == 2 else mask.unsqueeze(1)
         logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask.double()
+    return logits, image_rows, cols
+
+
+def dense_taca(q, k, v, *, text_keys, gamma, text_queries=None, mask=None):
+    """q [B, H, Lq, D], k / v [B, H or fewer (GQA), Lk, D]; text_keys: (start, stop) key span(s);
+    text_queries: (start, stop) query span(s) that keep their logits (text and register rows;
+    default: text_keys, as in taca_core.taca_attention).
+    mask: bool (True = keep) or additive, [Lq, Lk], [B, Lq, Lk] or broadcastable 4-D."""
+    logits, _, _ = _logits(q, k, text_keys, text_queries, gamma, mask)
+    if v.shape[1] != q.shape[1]:
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
     return (logits.softmax(-1) @ v.double()).to(q.dtype)
+
+
+def text_share(q, k, *, text_keys, gamma=1.0, text_queries=None, mask=None):
+    """What the probe measures: the attention mass image queries put on the text keys, averaged."""
+    logits, image_rows, cols = _logits(q, k, text_keys, text_queries, gamma, mask)
+    return float(logits.softmax(-1)[..., cols].sum(-1)[..., image_rows].mean())
 
 
 @dataclass
@@ -110,6 +125,29 @@ class ReferenceTaca:
             q, k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
         out = dense_taca(q, k, v, text_keys=spans[0], text_queries=spans[1], gamma=self.gamma, mask=mask)
         return out if kwargs.get("skip_output_reshape", False) else out.transpose(1, 2).flatten(2)
+
+
+def _bhld(q, k, args, kwargs):
+    if kwargs.get("skip_reshape", False):
+        return q, k
+    heads = args[0] if args else kwargs["heads"]
+    return (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k))
+
+
+@dataclass(eq=False)
+class ShareRecorder:
+    """An override recording `text_share` of every joint call of `layout` (whole calls only), unchanged."""
+    layout: Layout
+    shares: list = field(default_factory=list)
+
+    def __deepcopy__(self, memo):  # see ReferenceTaca
+        return self
+
+    def __call__(self, func, q, k, v, *args, **kwargs):
+        spans = self.layout.spans(*_shape(q, k, kwargs))
+        if spans is not None and _shape(q, k, kwargs)[0] == _shape(q, k, kwargs)[1]:
+            self.shares.append(text_share(*_bhld(q, k, args, kwargs), text_keys=spans[0], text_queries=spans[1]))
+        return func(q, k, v, *args, **kwargs)
 
 
 @dataclass(eq=False)
