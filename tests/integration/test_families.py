@@ -200,13 +200,13 @@ def model(name):
     return CASES[name].build()
 
 
-def run(name, model, *, cfg=1.0, batch=1, steps=3, denoise=1.0, seed=0, txt=None, positive=None):
+def run(name, model, *, cfg=1.0, batch=1, steps=3, denoise=1.0, seed=0, cond_seed=0, txt=None, positive=None):
     """comfy.sample.sample with the case's conds (one prompt, repeated by ComfyUI to the batch)."""
     case = CASES[name]
     if hasattr(model.model.diffusion_model, "clear_kv_cache"):  # HiDream-O1: each run starts cold
         model.model.diffusion_model.clear_kv_cache()
     pos_len, neg_len = txt or case.txt
-    pos, neg = case.conds(pos_len, seed=seed, neg_txt=neg_len if cfg != 1 else None)
+    pos, neg = case.conds(pos_len, seed=cond_seed, neg_txt=neg_len if cfg != 1 else None)
     hw = dict(latent_hw=case.latent) if len(case.latent) == 2 else dict(latent=torch.zeros(batch, *case.latent))
     return tm.run_sample(model, positive or pos, neg, steps=steps, cfg=cfg, seed=seed, batch=batch, denoise=denoise,
                          **hw)
@@ -223,6 +223,22 @@ def compare_with_reference(name, **kw):
         assert {nk for _, nk in reference.calls} == reference.layout.joint_keys, sorted(reference.calls)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert (got - run(name, base, **kw)).abs().max() > 1e-3, f"{name}: TACA had no visible effect"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_tiny_model_samples_deterministically_and_its_prompt_matters(name):
+    """The harness itself: the same model samples the same; another prompt does not (so a test that
+    compares samples sees what attention does with the text)."""
+    out = run(name, model(name), cfg=2.0)
+    assert torch.isfinite(out).all() and out.abs().mean() > 1e-3
+    assert torch.equal(out, run(name, model(name), cfg=2.0))
+    assert (out - run(name, model(name), cfg=2.0, cond_seed=1)).abs().max() > 1e-2 * out.abs().max()
+
+
+@pytest.mark.parametrize("name,build", [("flux", tm.tiny_flux), ("sd3", tm.tiny_sd3)])
+def test_tiny_model_is_rebuilt_from_its_seed(name, build):
+    assert torch.equal(run(name, build(0)), run(name, model(name)))
+    assert not torch.equal(run(name, build(1)), run(name, model(name)))
 
 
 @pytest.mark.parametrize("name", list(CASES))
