@@ -8,7 +8,6 @@ from its weights), then compares with the same model in fp32 holding exactly the
 dequantizes: any difference is TACA's or the LoRA's, not quantisation.
 The pack comes from $TACA_PEERS_DIR (.ci/run extracts shared/peers/ComfyUI-GGUF.tar.gz there).
 """
-import math
 
 import pytest
 import torch
@@ -18,11 +17,10 @@ from support.comfy_env import import_comfy
 env = import_comfy()
 
 import comfy.model_patcher  # noqa: E402
-import comfy.samplers  # noqa: E402
 
 from support.lora_files import write_lora  # noqa: E402
 from support.pack import load_peer  # noqa: E402
-from support.tiny_models import CPU, flux_config, make_conds, run_sample, tiny_flux  # noqa: E402
+from support.tiny_models import CPU, cutoff_between_steps, flux_config, make_conds, run_sample, tiny_flux  # noqa: E402
 
 from support.taca import patch, taca_lora  # noqa: E402
 
@@ -82,12 +80,6 @@ def sample(model):
     return run_sample(model, pos, neg, steps=STEPS, cfg=1.0)
 
 
-def cutoff_after_two_steps(model):
-    t = (1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
-         .double()).tolist()
-    return math.floor((t[1] + t[2]) / 2)
-
-
 def test_gguf_loads_the_same_model(models):
     gguf_model, reference = models
     torch.testing.assert_close(sample(gguf_model), sample(reference), atol=1e-4, rtol=1e-4)
@@ -102,7 +94,7 @@ def test_taca_model_patch_on_gguf(models):
 
 def test_taca_lora_on_gguf_acts_only_in_the_window(models):
     gguf_model, reference = models
-    cutoff = cutoff_after_two_steps(reference)
+    cutoff = cutoff_between_steps(reference, STEPS, 2)
     got = sample(patch(taca_lora(gguf_model, LORA), cutoff=cutoff))
     # the fp32 reference: its LoRA is ComfyUI's own within the window and off after it (test_taca_lora_loader)
     want = sample(patch(taca_lora(reference, LORA), cutoff=cutoff))

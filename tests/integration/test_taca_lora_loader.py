@@ -1,6 +1,5 @@
 """TACA LoRA Loader on tiny FLUX / SD3 models, with LoRA files the tests write in each key format."""
 import logging
-import math
 import pickle
 from pathlib import Path
 
@@ -12,11 +11,10 @@ from support.comfy_env import import_comfy
 env = import_comfy()
 
 import comfy.sample  # noqa: E402
-import comfy.samplers  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelOnly)
 
 from support.lora_files import write_lora  # noqa: E402
-from support.tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
+from support.tiny_models import cutoff_between_steps, make_conds, tiny_flux, tiny_sd3  # noqa: E402
 
 from support.taca import EVERY_STEP, WHILE_TACA_ACTS, patch, taca_lora  # noqa: E402
 
@@ -52,12 +50,6 @@ def sample(model, kind, *, txt=10, seed=0, start=None, last=None, latent=None, a
                                force_full_denoise=last is None, disable_pbar=True, seed=seed)
 
 
-def cutoff_after(model, n_active):
-    t = (1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
-         .double()).tolist()
-    return math.floor((t[n_active - 1] + t[n_active]) / 2)
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_step_equals_comfy_lora_loader(lora_dir, base, kind, fmt):
     name = lora_file(lora_dir, base, kind, fmt)
@@ -71,7 +63,7 @@ def test_every_step_equals_comfy_lora_loader(lora_dir, base, kind, fmt):
 @pytest.mark.parametrize("order,cfg", [("lora_then_taca", 1.0), ("taca_then_lora", 1.0), ("lora_then_taca", 3.0)])
 def test_active_exactly_while_taca_acts(lora_dir, base, kind, fmt, order, cfg):
     name = lora_file(lora_dir, base, kind, fmt)
-    cutoff = cutoff_after(base, n_active=2)
+    cutoff = cutoff_between_steps(base, STEPS, 2)
     if order == "lora_then_taca":
         model = patch(taca_lora(base, name), 1.5, cutoff)
     else:
@@ -100,7 +92,7 @@ def test_gamma_one_means_lora_off(lora_dir, base, kind):
 
 
 def test_second_run_and_other_prompt_behave_like_the_first(lora_dir, base, kind):
-    model = patch(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff_after(base, 2))
+    model = patch(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff_between_steps(base, STEPS, 2))
     first = sample(model, kind, seed=3)
     other = sample(model, kind, seed=4, txt=6)
     assert torch.equal(sample(model, kind, seed=3), first)

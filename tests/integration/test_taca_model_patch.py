@@ -4,7 +4,6 @@ That it equals the dense reference on every family (CFG, batch 2, gamma 1, masks
 import copy
 import inspect
 import logging
-import math
 
 import pytest
 import torch
@@ -13,11 +12,10 @@ from support.comfy_env import import_comfy
 
 import_comfy()
 
-import comfy.samplers  # noqa: E402
-
 from support.reference import ReferenceTaca, text_first, with_override  # noqa: E402
 from support.taca import patch, taca_lora  # noqa: E402
-from support.tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3, tiny_sdxl  # noqa: E402
+from support.tiny_models import (cutoff_between_steps, make_conds, run_sample, tiny_flux, tiny_sd3,  # noqa: E402
+                                 tiny_sdxl)
 
 LATENT_HW = (16, 16)  # 8 x 8 = 64 image tokens at patch size 2
 IMG_TOKENS = 64
@@ -29,16 +27,6 @@ MODELS = {
     "sd35": lambda: tiny_sd3(seed=0, x_block_self_attn_layers=(0,), qk_norm="rms"),
 }
 KIND = {"flux": "flux", "sd3": "sd3", "sd35": "sd3"}
-
-
-def sigmas_of(model, steps, scheduler="simple"):
-    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps)
-
-
-def cutoff_between_steps(model, steps, n_active):
-    """A cutoff with exactly n_active of the steps at or above it."""
-    t = (1000 * sigmas_of(model, steps)[:steps].double()).tolist()
-    return math.floor((t[n_active - 1] + t[n_active]) / 2)
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -59,7 +47,7 @@ def sample(model, family, *, txt=TXT, neg_txt=None, cfg=1.0, batch=1, steps=4, s
 
 
 def test_only_steps_at_or_above_cutoff_act(base, family):
-    cutoff = cutoff_between_steps(base, 4, n_active=2)
+    cutoff = cutoff_between_steps(base, 4, 2)
     got = sample(patch(base, 1.5, cutoff), family)
     ref = sample(with_override(base, ReferenceTaca(text_first(IMG_TOKENS), 1.5, cutoff)), family)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
