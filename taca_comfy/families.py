@@ -18,6 +18,12 @@ test (tests/integration/families.py builds a tiny model of it with ComfyUI's own
 - preview: the sampling the schedule preview assumes for this family when the graph does not say
   (PreviewDefaults below).
 - refused: non-empty for a family TACA cannot act on; the reason, shown to the user.
+- layer_attention: `layer_attention(diffusion_model, transformer_options) -> function or None`, the
+  attention function the calling layer prefers (a checkpoint's per-layer backend, ComfyAttention), which
+  ComfyUI skips whenever an override is set; TACA's override runs it instead (override.py).
+- no_step_cache: transformer_options entries that turn off a cache of activations the model reuses
+  across steps on the premise that its weights do not change; the TACA LoRA's 'while TACA acts' mode
+  sets them, since it changes the weights between steps.
 
 Nothing else in the pack names a family: node descriptions, errors, the README table, the LoRA
 check and the schedule preview all read this table.
@@ -50,6 +56,14 @@ class Family:
     lora_hint: str = ""
     preview: PreviewDefaults = field(default_factory=PreviewDefaults)
     refused: str = ""
+    layer_attention: Optional[Callable] = None
+    no_step_cache: dict = field(default_factory=dict, compare=False)  # compare=False: the row stays hashable
+
+    def bind_layer_attention(self, diffusion_model):
+        """layer_attention for this model: (transformer_options) -> function or None; None if the row has none."""
+        if self.layer_attention is None:
+            return None
+        return lambda options: self.layer_attention(diffusion_model, options)
 
     def call_layout(self, diffusion_model, x, context, conds) -> Optional[TokenLayout]:
         """The layout of one model call, or None when it has no text."""
@@ -68,7 +82,7 @@ FAMILIES = (
     Family("Qwen-Image", "Qwen-Image, Qwen-Image-Edit (reference images), MageFlow",
            ("comfy.ldm.qwen_image.model.QwenImageTransformer2DModel",
             "comfy.ldm.mage_flow.model.MageFlowTransformer2DModel"), L.qwen,
-           lora_hint=rf"transformer_blocks{_S}\d+{_S}(img|txt)_(mlp|mod)"),
+           lora_hint=rf"transformer_blocks{_S}\d+{_S}((img|txt)_mod|(img|txt)_mlp{_S}net)"),
     Family("Lumina2", "Lumina Image 2.0, Z-Image (Turbo, omni, pixel space), NewBie",
            ("comfy.ldm.lumina.model.NextDiT", "comfy.ldm.lumina.model.NextDiTPixelSpace"), L.lumina,
            lora_hint=rf"(noise_refiner|context_refiner|cap_embedder"
@@ -120,10 +134,14 @@ FAMILIES = (
            refused="it is a restoration model whose 'text' is a fixed embedding stored in the checkpoint, not "
                    "a prompt, so there is no prompt alignment for TACA to improve; its windowed attention is "
                    "also called without transformer_options, so TACA could not act."),
-    Family("Qwen-Image 2.1", "Qwen-Image 2.1", ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",),
-           refused="its block-causal attention runs one call per text or image segment, splices reference images "
-                   "into the text and caches the text prefix across steps; ComfyUI releases this pack is tested on "
-                   "(up to 0.33.0) do not have it, so TACA for it is neither implemented nor tested yet."),
+    Family("Qwen-Image 2.1", "Qwen-Image 2.1 (text-to-image and edit with reference images)",
+           ("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel",), L.qwen21,
+           # its own names only: its attention layers' (attn.to_q, ...) are also Qwen-Image's, Krea 2's, FLUX's
+           lora_hint=rf"(transformer_blocks{_S}\d+{_S}img_mlp{_S}(gate_up|gate_layer|proj|out)({_S}|$)"
+                     rf"|txt_in{_S}(in|out)_layer)",
+           # the text and reference K/V cached from step 1 (model.py's prefix cache; the QwenImage21Cache node)
+           layer_attention=L.qwen21_layer_attention,
+           no_step_cache={"qwen_image21_cache": {"device": "off"}}),
 )
 
 # LoRAs of models TACA has no row for, named in the mismatch message

@@ -6,6 +6,7 @@ same as LoraLoaderModelOnly). 'every step' adds the mapped patches to a clone as
 does; 'while TACA acts' puts plain LoRAs on Linear layers beside the layer as gated branches
 (taca_core.lora_branch) and every other adapter type into a gated weight function.
 """
+import copy
 from dataclasses import dataclass
 
 import comfy.lora
@@ -99,9 +100,15 @@ def _compute_dtype(base_model):
     return getattr(base_model, "manual_cast_dtype", None) or base_model.get_dtype()
 
 
-def while_taca_acts(node: str, model, lora: MappedLora, strength: float):
-    """A clone of model whose LoRA acts only in the model calls where TACA applies gamma."""
+def while_taca_acts(node: str, model, lora: MappedLora, strength: float, family: Family = None):
+    """A clone of model whose LoRA acts only in the model calls where TACA applies gamma.
+
+    A family's cross-step activation cache (family.no_step_cache) is turned off: it would keep what
+    the LoRA computed inside the window for the steps after it.
+    """
     switched = model.clone()
+    if family is not None and family.no_step_cache:
+        switched.model_options["transformer_options"].update(copy.deepcopy(family.no_step_cache))
     gate = LoraGate()
     patches = _patch_lists(lora, strength)
     model_keys = switched.model.state_dict().keys()
@@ -135,4 +142,4 @@ def load_taca_lora(node: str, model, lora_name: str, strength: float, every_step
     lora = map_lora(node, family, model, lora_sd, lora_name)
     if every_step_mode:
         return every_step(model, lora, strength)
-    return while_taca_acts(node, model, lora, strength)
+    return while_taca_acts(node, model, lora, strength, family)

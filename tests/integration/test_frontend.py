@@ -38,7 +38,9 @@ def read_workflow(name):
 def skip_if_release_lacks_the_model(name):
     """A workflow for a model newer than this ComfyUI (extra.taca.requires): skip it here, with the reason."""
     requires = read_workflow(name).get("extra", {}).get("taca", {}).get("requires")
-    if requires and _version_tuple(comfyui_version()) < _version_tuple(requires["comfyui"]):
+    backported = bool(requires and requires.get("model_file")
+                      and (Path(os.environ["COMFYUI_PATH"]) / requires["model_file"]).is_file())
+    if requires and _version_tuple(comfyui_version()) < _version_tuple(requires["comfyui"]) and not backported:
         pytest.skip(f"{name} needs ComfyUI >= {requires['comfyui']}: {requires['why']} "
                     f"(this is {comfyui_version()})")
 

@@ -14,11 +14,13 @@ PACK_DIR_NAME = "ComfyUI-TACA"
 # model files the example workflows name: empty placeholders, so the loaders' lists hold them
 MODEL_FILES = {
     "diffusion_models": ["flux1-dev.safetensors", "qwen_image_fp8_e4m3fn.safetensors", "z_image_turbo_bf16.safetensors",
-                         "krea2_turbo_fp8_scaled.safetensors", "flux2_dev_fp8mixed.safetensors"],
+                         "krea2_turbo_fp8_scaled.safetensors", "flux2_dev_fp8mixed.safetensors",
+                         "qwen_image_2.1_int8_convrot.safetensors"],
     "text_encoders": ["clip_l.safetensors", "t5xxl_fp16.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors",
                       "qwen_3_4b.safetensors", "qwen3vl_4b_fp8_scaled.safetensors",
-                      "mistral_3_small_flux2_bf16.safetensors"],
-    "vae": ["ae.safetensors", "qwen_image_vae.safetensors", "flux2-vae.safetensors"],
+                      "mistral_3_small_flux2_bf16.safetensors", "qwen3vl_8b_int8_convrot.safetensors"],
+    "vae": ["ae.safetensors", "qwen_image_vae.safetensors", "flux2-vae.safetensors",
+            "qwen_image_2.1_vae_bf16.safetensors"],
     "checkpoints": ["sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", "sd3.5_large_fp8_scaled.safetensors"],
     "loras": ["taca_flux1_dev_r64.safetensors", "taca_sd3.5_medium_r64.safetensors"],
 }
