@@ -58,7 +58,8 @@ def text_share(q, k, *, text_keys, gamma=1.0, text_queries=None, mask=None):
 class Layout:
     """Where the text sits in one family's joint calls.
 
-    text(n_queries, n_keys) -> (start, stop) of the text keys, or None for a call that is not joint.
+    text(n_queries, n_keys) -> (start, stop) of the text keys (or a list of such spans), or None for a call
+    that is not joint.
     The queries are the first n_queries keys, or the last (queries_at_end: a cached text prefix).
     Query rows inside the text span, and the `registers` rows just before it, keep their logits.
     joint_keys: the key counts of the joint calls a test expects (empty: not checked).
@@ -73,8 +74,8 @@ class Layout:
         if cols is None:
             return None
         first = nk - nq if self.queries_at_end else 0
-        rows = (max(cols[0] - self.registers - first, 0), max(min(cols[1], first + nq) - first, 0))
-        return cols, rows
+        rows = [(max(a - self.registers - first, 0), max(min(b, first + nq) - first, 0)) for a, b in _spans(cols)]
+        return cols, rows[0] if len(rows) == 1 else rows
 
 
 def text_first(visual, texts=None, registers=0):
@@ -106,6 +107,7 @@ class ReferenceTaca:
     layout: Layout
     gamma: float
     cutoff: float = 0
+    passthrough: object = None  # runs the calls it leaves alone (default: the function ComfyUI hands over)
     calls: collections.Counter = field(default_factory=collections.Counter)
 
     def __deepcopy__(self, memo):  # ComfyUI 0.8.x and older deep-copy model_options on clone: stay one object
@@ -117,7 +119,7 @@ class ReferenceTaca:
         sigma = kwargs.get("transformer_options", {}).get("sigmas")
         active = self.cutoff <= 0 or (sigma is not None and bool((1000 * sigma.double() >= self.cutoff).all()))
         if spans is None or not active:
-            return func(q, k, v, *args, **kwargs)
+            return (self.passthrough or func)(q, k, v, *args, **kwargs)
         self.calls[(nq, nk)] += 1
         heads = args[0] if args else kwargs["heads"]
         mask = args[1] if len(args) >= 2 else kwargs.get("mask")
