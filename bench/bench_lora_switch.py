@@ -18,6 +18,7 @@ shared machine disturb far less than wall time; on CUDA it is wall time, synchro
 ComfyUI's classic ModelPatcher (dynamic VRAM needs ComfyUI's server start-up).
 """
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the tests' support package
 if not os.environ.get("COMFYUI_PATH"):
     sys.exit("set COMFYUI_PATH to a ComfyUI checkout (see README, Development)")
 
@@ -43,25 +44,23 @@ DTYPE = getattr(torch, ARGS.dtype or ("bfloat16" if DEVICE.type == "cuda" else "
 torch.set_num_threads(ARGS.threads)
 CLOCK = time.process_time if DEVICE.type == "cpu" else time.perf_counter
 
-from comfy_env import import_comfy  # noqa: E402
+from support.comfy_env import import_comfy  # noqa: E402
 
 env = import_comfy(cpu=DEVICE.type == "cpu")
-import importlib  # noqa: E402
 
 import nodes as comfy_nodes  # noqa: E402
 from comfy.model_patcher import LowVramPatch  # noqa: E402
 from comfy.patcher_extension import WrappersMP  # noqa: E402
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 
-pack = load_pack().__name__
-lora_node = importlib.import_module(pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(pack + ".nodes.taca_model_patch")
-switch_mod = importlib.import_module(pack + ".taca_comfy.lora_switch")
-lora_mod = importlib.import_module(pack + ".taca_comfy.lora")
-families = importlib.import_module(pack + ".taca_comfy.families")
-lora_file = importlib.import_module(pack + ".taca_comfy.lora_file")
+load_pack()  # as comfyui_taca_under_test
+from comfyui_taca_under_test.taca_comfy import lora_switch as switch_mod  # noqa: E402
+from support.taca import patch, taca_lora  # noqa: E402
+lora_mod = importlib.import_module("comfyui_taca_under_test.taca_comfy.lora")
+families = importlib.import_module("comfyui_taca_under_test.taca_comfy.families")
+lora_file = importlib.import_module("comfyui_taca_under_test.taca_comfy.lora_file")
 
 DIMS = dict(hidden_size=512, num_heads=8, depth=2, depth_single_blocks=2, axes_dim=[16, 24, 24])
 LATENT_HW = (64, 64)  # 32 x 32 = 1024 image tokens
@@ -123,11 +122,10 @@ def main():
         return tiny_flux(seed=0, device=DEVICE, dtype=DTYPE, **DIMS)
 
     def taca(model, on=True):
-        return patch_node.TACAModelPatch.execute(model=model, gamma=1.2 if on else 1.0, timestep_cutoff=0).result[0]
+        return patch(model, gamma=1.2 if on else 1.0, cutoff=0)
 
     def tlora(model):
-        return lora_node.TACALoraLoader.execute(model=model, lora_name=LORA, strength=1.0,
-                                                active=lora_node.WHILE_TACA_ACTS).result[0]
+        return taca_lora(model, LORA)
 
     pos, neg = make_conds("flux", 128)
     models = {

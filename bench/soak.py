@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 if not os.environ.get("COMFYUI_PATH"):
     sys.exit("set COMFYUI_PATH to a ComfyUI checkout (see README, Development)")
 
@@ -41,14 +41,14 @@ ARGS = ap.parse_args()
 
 import torch  # noqa: E402
 
-from comfy_env import import_comfy  # noqa: E402
+from support.comfy_env import import_comfy  # noqa: E402
 
 env = import_comfy()
 
-from comfy_server import ComfyServer  # noqa: E402
-from lora_files import resized_lora, write_lora  # noqa: E402
-from server_prompts import TEST_NODES, Client, error, graph, status  # noqa: E402
-from tiny_models import tiny_sd3  # noqa: E402
+from support.comfy_server import ComfyServer  # noqa: E402
+from support.lora_files import resized_lora, write_lora  # noqa: E402
+from support.server_prompts import TEST_NODES, Client, error, graph, status  # noqa: E402
+from support.tiny_models import tiny_sd3  # noqa: E402
 
 GOOD = ("plain", "taca", "lora_taca", "lora_every", "probe")
 

@@ -1,7 +1,8 @@
 """The family table: everything the pack knows per joint-attention model family, one row each.
 
-To add a family, add one `Family(...)` row to FAMILIES and one entry to the parametrized family
-test (tests/integration/families.py builds a tiny model of it with ComfyUI's own classes). A row:
+To add a family, add one `Family(...)` row to FAMILIES and one Case to the parametrized family
+table in tests/integration/test_families.py (its builder, in tests/support/tiny_families.py, makes a tiny
+model of it with ComfyUI's own classes). A row:
 
 - name: short name, shown in messages and the README's supported-models table.
 - models: the checkpoints it covers, for node descriptions, errors and the README.

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-PICKLE_MAGIC = (b"\x80",)       # a raw pickle stream (protocol 2+)
+PICKLE_MAGIC = b"\x80"         # a raw pickle stream (protocol 2+)
 TORCH_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip container (holds a pickle)
 
 # A LoRA key is "<layer name><marker>...", e.g. "transformer.x.attn.to_q.lora_A.weight".
@@ -19,24 +19,34 @@ class LoraFileError(ValueError):
     pass
 
 
+def _pickled(path: Path):
+    return LoraFileError(f"'{path.name}' is a pickled PyTorch file (.pt/.ckpt/.bin style). It was not loaded: "
+                         "pickles can run code when opened. Use the .safetensors version of this LoRA.")
+
+
 def _check_header(path: Path):
+    """A safetensors header (8-byte length, then JSON) or a LoraFileError saying what the file is instead.
+
+    A safetensors length may start with 0x80 like a pickle: the file counts as a pickle only when it is
+    not a readable safetensors header.
+    """
     with path.open("rb") as f:
         head = f.read(8)
-        if head.startswith(TORCH_ZIP_MAGIC) or head.startswith(PICKLE_MAGIC):
-            raise LoraFileError(
-                f"'{path.name}' is a pickled PyTorch file (.pt/.ckpt/.bin style). It was not loaded: "
-                "pickles can run code when opened. Use the .safetensors version of this LoRA.")
+        if head.startswith(TORCH_ZIP_MAGIC):
+            raise _pickled(path)
+        pickle = head.startswith(PICKLE_MAGIC)
         if len(head) < 8:
-            raise LoraFileError(f"'{path.name}' is not a safetensors file (only {len(head)} bytes).")
+            raise _pickled(path) if pickle else LoraFileError(
+                f"'{path.name}' is not a safetensors file (only {len(head)} bytes).")
         (header_len,) = struct.unpack("<Q", head)
         if header_len > path.stat().st_size - 8:
-            raise LoraFileError(f"'{path.name}' is not a valid safetensors file (truncated or corrupt header); "
-                                "download it again.")
+            raise _pickled(path) if pickle else LoraFileError(
+                f"'{path.name}' is not a valid safetensors file (truncated or corrupt header); download it again.")
         try:
             json.loads(f.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise LoraFileError(f"'{path.name}' is not a valid safetensors file (unreadable header); "
-                                "download it again.") from None
+            raise _pickled(path) if pickle else LoraFileError(
+                f"'{path.name}' is not a valid safetensors file (unreadable header); download it again.") from None
 
 
 def load_lora_state_dict(path) -> dict:

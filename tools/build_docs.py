@@ -10,13 +10,12 @@
 --check (the test tier runs it) changes nothing and exits 1 naming the files that differ.
 """
 import asyncio
-import importlib
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' support package
 
 README = ROOT / "README.md"
 DOCS = ROOT / "web" / "docs"
@@ -116,12 +115,13 @@ def family_tables(readme: str, families) -> str:
 
 def generated() -> dict:
     """{path: text it should have}."""
-    from comfy_env import import_comfy
+    from support.comfy_env import import_comfy
+    from support.pack import load_pack
     import_comfy()
-    from pack import load_pack
-    pack = load_pack().__name__
-    families = importlib.import_module(pack + ".taca_comfy.families").FAMILIES
-    nodes = asyncio.run(importlib.import_module(pack + ".nodes").TACAExtension().get_node_list())
+    load_pack()  # as comfyui_taca_under_test
+    from comfyui_taca_under_test.nodes import TACAExtension
+    from comfyui_taca_under_test.taca_comfy.families import FAMILIES as families
+    nodes = asyncio.run(TACAExtension().get_node_list())
     out = {README: family_tables(README.read_text(), families)}
     for node in nodes:
         schema = node.define_schema()

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from comfyui_taca_under_test.taca_core.attention import dense_taca_attention, taca_attention, taca_split_attention
+from support.reference import dense_taca
 
 TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
 
@@ -33,23 +34,6 @@ def make_mask(kind, b, h, nq, nk, seed=1):
         return torch.randn(nq, nk, generator=g)
 
 
-def naive_reference(q, k, v, text_keys, text_queries, gamma, mask=None):
-    """Loops over query rows and keys; independent of dense_taca_attention's vectorised indexing."""
-    b, h, nq, d = q.shape
-    out = torch.empty(b, h, nq, v.shape[-1], dtype=torch.float64)
-    for i in range(nq):
-        image_row = not text_queries[0] <= i < text_queries[1]
-        logits = torch.einsum("bhd,bhkd->bhk", q[:, :, i].double(), k.double()) / d ** 0.5
-        for j in range(k.shape[2]):
-            if image_row and text_keys[0] <= j < text_keys[1]:
-                logits[..., j] = logits[..., j] * gamma
-        if mask is not None:
-            row = mask.expand(b, h, nq, k.shape[2])[:, :, i]
-            logits = logits.masked_fill(~row, float("-inf")) if row.dtype == torch.bool else logits + row.double()
-        out[:, :, i] = torch.einsum("bhk,bhkd->bhd", logits.softmax(-1), v.double())
-    return out.to(q.dtype)
-
-
 # (name, n_queries, n_keys, text_keys, text_queries): every layout the families use
 LAYOUTS = [
     ("text first", 24, 24, (0, 7), (0, 7)),
@@ -64,11 +48,12 @@ LAYOUTS = [
 
 @pytest.mark.parametrize("name,nq,nk,text_keys,text_queries", LAYOUTS, ids=[x[0] for x in LAYOUTS])
 @pytest.mark.parametrize("mask_kind", [None, "bool", "additive", "key_padding", "2d"])
-def test_dense_reference_agrees_with_naive_loop(name, nq, nk, text_keys, text_queries, mask_kind):
+def test_dense_taca_attention_agrees_with_the_reference(name, nq, nk, text_keys, text_queries, mask_kind):
     q, k, v = qkv(2, 2, nq, 8, torch.float32, nk=nk)
     mask = make_mask(mask_kind, 2, 2, nq, nk)
     got = dense_taca_attention(q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=1.7, mask=mask)
-    torch.testing.assert_close(got, naive_reference(q, k, v, text_keys, text_queries, 1.7, mask),
+    torch.testing.assert_close(got, dense_taca(q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=1.7,
+                                          mask=mask),
                                atol=1e-5, rtol=1e-5)
 
 
@@ -82,7 +67,7 @@ def test_matches_dense_reference_for_every_layout(dtype, mask_kind, name, nq, nk
         mask = mask.to(dtype)
     for gamma in (1.2, 2.5):
         got = taca_attention(q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=gamma, mask=mask)
-        ref = dense_taca_attention(q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=gamma, mask=mask)
+        ref = dense_taca(q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=gamma, mask=mask)
         assert got.shape == q.shape and got.dtype == dtype
         torch.testing.assert_close(got.float(), ref.float(), atol=TOL[dtype], rtol=TOL[dtype])
 
@@ -93,7 +78,7 @@ def test_text_first_any_length(shape):
     q, k, v = qkv(b, h, n, d, torch.float32)
     for txt in (0, 1, n // 3, n - 1, n):
         got = taca_attention(q, k, v, text_keys=(0, txt), gamma=1.5)
-        ref = dense_taca_attention(q, k, v, text_keys=(0, txt), gamma=1.5)
+        ref = dense_taca(q, k, v, text_keys=(0, txt), gamma=1.5)
         torch.testing.assert_close(got, ref, atol=2e-5, rtol=2e-5)
 
 
@@ -150,7 +135,7 @@ def test_gamma_one_is_plain_sdpa_bitwise(text_keys, text_queries, nk):
 def test_dense_reference_itself_matches_sdpa_at_gamma_one():
     q, k, v = qkv(2, 2, 20, 8, torch.float32)
     mask = make_mask("additive", 2, 2, 20, 20)
-    torch.testing.assert_close(dense_taca_attention(q, k, v, text_keys=(0, 7), gamma=1.0, mask=mask),
+    torch.testing.assert_close(dense_taca(q, k, v, text_keys=(0, 7), gamma=1.0, mask=mask),
                                F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=2e-5, rtol=2e-5)
 
 

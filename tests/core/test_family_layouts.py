@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from comfyui_taca_under_test.taca_comfy import layouts as fl
-from comfyui_taca_under_test.taca_core.attention import dense_taca_attention, taca_split_attention
+from comfyui_taca_under_test.taca_core.attention import taca_split_attention
+from support.reference import dense_taca
 from comfyui_taca_under_test.taca_core.layout import JOINT, NOT_JOINT, UNEXPECTED, TokenLayout
 
 
@@ -77,5 +78,5 @@ def test_generation_rows_all_get_gamma_on_the_text_keys():
         return torch.nn.functional.scaled_dot_product_attention(q_, k_, v_)
     got = taca_split_attention(attend, q, k, v, text_keys=text_keys, text_queries=text_queries, gamma=1.3,
                                token_dim=2, out_token_dim=2)
-    torch.testing.assert_close(got, dense_taca_attention(q, k, v, text_keys=(2, 8), text_queries=(0, 0), gamma=1.3),
+    torch.testing.assert_close(got, dense_taca(q, k, v, text_keys=(2, 8), text_queries=(0, 0), gamma=1.3),
                                atol=1e-5, rtol=1e-5)

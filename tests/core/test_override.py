@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from comfyui_taca_under_test.taca_core.attention import dense_taca_attention
+from support.reference import dense_taca
 from comfyui_taca_under_test.taca_core.layout import TokenLayout
 from comfyui_taca_under_test.taca_comfy.override import TacaAttentionOverride, TacaCall
 
@@ -43,7 +43,7 @@ def test_flux_layout_bhld_in_blhd_out():
     q, k, v = bhld()
     call = TacaCall(1.4, flux_layout(6, 24))
     out = call_override(TacaAttentionOverride(call), q, k, v, 3, skip_reshape=True)
-    ref = to_blhd(dense_taca_attention(q, k, v, text_keys=(0, 6), gamma=1.4))
+    ref = to_blhd(dense_taca(q, k, v, text_keys=(0, 6), gamma=1.4))
     torch.testing.assert_close(out, ref, atol=2e-5, rtol=2e-5)
     assert call.fired == 1
 
@@ -52,7 +52,7 @@ def test_sd3_layout_blhd_with_heads_keyword():
     q, k, v = bhld()
     call = TacaCall(1.2, flux_layout(5, 24))
     out = call_override(TacaAttentionOverride(call), *map(to_blhd, (q, k, v)), heads=3)
-    torch.testing.assert_close(out, to_blhd(dense_taca_attention(q, k, v, text_keys=(0, 5), gamma=1.2)),
+    torch.testing.assert_close(out, to_blhd(dense_taca(q, k, v, text_keys=(0, 5), gamma=1.2)),
                                atol=2e-5, rtol=2e-5)
 
 
@@ -60,13 +60,13 @@ def test_skip_output_reshape_keeps_bhld():
     q, k, v = bhld()
     out = call_override(TacaAttentionOverride(TacaCall(1.3, flux_layout(4, 24))), q, k, v, 3,
                         skip_reshape=True, skip_output_reshape=True)
-    torch.testing.assert_close(out, dense_taca_attention(q, k, v, text_keys=(0, 4), gamma=1.3), atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(out, dense_taca(q, k, v, text_keys=(0, 4), gamma=1.3), atol=2e-5, rtol=2e-5)
 
 
 def test_masks_keyword_and_positional():
     q, k, v = bhld()
     mask = torch.randn(2, 24, 24)
-    ref = to_blhd(dense_taca_attention(q, k, v, text_keys=(0, 7), gamma=1.5, mask=mask.unsqueeze(1)))
+    ref = to_blhd(dense_taca(q, k, v, text_keys=(0, 7), gamma=1.5, mask=mask.unsqueeze(1)))
     override = TacaAttentionOverride(TacaCall(1.5, flux_layout(7, 24)))
     blhd = list(map(to_blhd, (q, k, v)))
     torch.testing.assert_close(call_override(override, *blhd, 3, mask=mask), ref, atol=2e-5, rtol=2e-5)
@@ -94,7 +94,7 @@ def test_longer_calls_are_unexpected_left_alone_and_counted():
 def test_reference_tokens_counted_in_the_layout_are_image_queries():
     q, k, v = bhld(n=30)  # 6 text + 16 image + 8 reference
     out = call_override(TacaAttentionOverride(TacaCall(1.5, flux_layout(6, 30))), q, k, v, 3, skip_reshape=True)
-    torch.testing.assert_close(out, to_blhd(dense_taca_attention(q, k, v, text_keys=(0, 6), gamma=1.5)),
+    torch.testing.assert_close(out, to_blhd(dense_taca(q, k, v, text_keys=(0, 6), gamma=1.5)),
                                atol=2e-5, rtol=2e-5)
 
 
@@ -104,7 +104,7 @@ def test_kv_cached_call_fewer_queries_than_keys():
     _, k, v = bhld(n=30, seed=2)
     call = TacaCall(1.5, flux_layout(6, 30))
     out = call_override(TacaAttentionOverride(call), q, k, v, 3, skip_reshape=True)
-    ref = dense_taca_attention(q, k, v, text_keys=(0, 6), text_queries=(0, 6), gamma=1.5)
+    ref = dense_taca(q, k, v, text_keys=(0, 6), text_queries=(0, 6), gamma=1.5)
     torch.testing.assert_close(out, to_blhd(ref), atol=2e-5, rtol=2e-5)
     assert call.fired == 1 and call.unexpected == 0
 
@@ -113,7 +113,7 @@ def test_text_last_layout():
     q, k, v = bhld()
     layout = TokenLayout(text=5, before=19)
     out = call_override(TacaAttentionOverride(TacaCall(1.6, layout)), q, k, v, 3, skip_reshape=True)
-    torch.testing.assert_close(out, to_blhd(dense_taca_attention(q, k, v, text_keys=(19, 24), gamma=1.6)),
+    torch.testing.assert_close(out, to_blhd(dense_taca(q, k, v, text_keys=(19, 24), gamma=1.6)),
                                atol=2e-5, rtol=2e-5)
 
 
@@ -121,7 +121,7 @@ def test_registers_layout_blhd():
     q, k, v = bhld()
     layout = TokenLayout(text=5, registers=3, after=16)
     out = call_override(TacaAttentionOverride(TacaCall(1.6, layout)), *map(to_blhd, (q, k, v)), 3)
-    ref = dense_taca_attention(q, k, v, text_keys=(3, 8), text_queries=(0, 8), gamma=1.6)
+    ref = dense_taca(q, k, v, text_keys=(3, 8), text_queries=(0, 8), gamma=1.6)
     torch.testing.assert_close(out, to_blhd(ref), atol=2e-5, rtol=2e-5)
 
 
@@ -134,6 +134,6 @@ def test_calls_through_previous_override():
 
     q, k, v = bhld()
     out = call_override(TacaAttentionOverride(TacaCall(1.4, flux_layout(6, 24)), previous), q, k, v, 3, skip_reshape=True)
-    torch.testing.assert_close(out, to_blhd(dense_taca_attention(q, k, v, text_keys=(0, 6), gamma=1.4)),
+    torch.testing.assert_close(out, to_blhd(dense_taca(q, k, v, text_keys=(0, 6), gamma=1.4)),
                                atol=2e-5, rtol=2e-5)
     assert seen == [(2, 3, 6, 8), (2, 3, 18, 8)]  # text rows, then image rows, both through it

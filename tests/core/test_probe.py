@@ -6,17 +6,7 @@ import torch
 
 from comfyui_taca_under_test.taca_core.probe import AttentionProbe, image_text_share
 from comfyui_taca_under_test.taca_core.probe_plot import render_probe_plot, steps_of
-
-
-def dense_share(q, k, text_keys, text_queries, gamma, mask=None):
-    logits = (q.double() @ k.double().transpose(-1, -2)) * q.shape[-1] ** -0.5
-    start, end = text_keys
-    logits[..., start:end] *= gamma
-    if mask is not None:
-        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
-    per_query = logits.softmax(-1)[..., start:end].sum(-1)
-    image = [i for i in range(q.shape[-2]) if not text_queries[0] <= i < text_queries[1]]
-    return float(per_query[..., image].mean())
+from support.reference import text_share
 
 
 def qk(b=2, h=3, nq=28, nk=28, d=8, seed=0):
@@ -31,7 +21,7 @@ def qk(b=2, h=3, nq=28, nk=28, d=8, seed=0):
 def test_share_equals_dense(text_keys, text_queries, nq, gamma):
     q, k = qk(nq=nq)
     assert image_text_share(q, k, text_keys, text_queries, gamma) == pytest.approx(
-        dense_share(q, k, text_keys, text_queries, gamma), abs=1e-5)
+        text_share(q, k, text_keys=text_keys, text_queries=text_queries, gamma=gamma), abs=1e-5)
 
 
 def test_share_respects_masks():
@@ -39,7 +29,7 @@ def test_share_respects_masks():
     mask = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2)) > 0.3
     mask[..., 10] = True  # every row attends somewhere
     got = image_text_share(q, k, (0, 8), (0, 8), 1.5, mask=mask)
-    assert got == pytest.approx(dense_share(q, k, (0, 8), (0, 8), 1.5, mask), abs=1e-5)
+    assert got == pytest.approx(text_share(q, k, text_keys=(0, 8), gamma=1.5, mask=mask), abs=1e-5)
     assert got != pytest.approx(image_text_share(q, k, (0, 8), (0, 8), 1.5), abs=1e-3)
 
 
@@ -63,7 +53,7 @@ def test_probe_records_blocks_and_json_shape():
     assert [c["sigma"] for c in data["calls"]] == [1.0, 0.5]
     first, second = data["calls"]
     assert [b["index"] for b in first["blocks"]] == [0, 1, 2]
-    assert first["blocks"][0]["share_taca"] == pytest.approx(dense_share(q, k, (0, 8), (0, 8), 1.5), abs=1e-5)
+    assert first["blocks"][0]["share_taca"] == pytest.approx(text_share(q, k, text_keys=(0, 8), gamma=1.5), abs=1e-5)
     assert all(b["share_taca"] == b["share_plain"] for b in second["blocks"])
     probe.start_run()
     assert probe.to_dict() == {"calls": []}

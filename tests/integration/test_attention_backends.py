@@ -5,27 +5,22 @@ their attention function into transformer_options["optimized_attention_override"
 uses too. Either order, TACA must run both of its attention halves through that function, and the
 result must be TACA's.
 """
-import importlib
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
 import comfy.ldm.modules.attention as attention  # noqa: E402
 import comfy.model_patcher  # noqa: E402
 
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
+from support.tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 
-patch_node = importlib.import_module(load_pack().__name__ + ".nodes.taca_model_patch")
+from support.taca import patch  # noqa: E402
+
 TXT, IMG = 9, 64  # text tokens; 8 x 8 image patches
-
-
-def taca(model):
-    return patch_node.TACAModelPatch.execute(model=model, gamma=1.5, timestep_cutoff=0).result[0]
 
 
 def sample(model):
@@ -48,9 +43,9 @@ def check_chained(backend):
     """backend(model, order) -> a clone with a spying backend. Both orders: TACA's two halves
     reached the backend, and the result is TACA's."""
     base = tiny_flux()
-    reference = sample(taca(base))
+    reference = sample(patch(base))
     seen = {order: set() for order in ORDERS}
-    models = {ORDERS[0]: taca(backend(base, seen[ORDERS[0]])), ORDERS[1]: backend(taca(base), seen[ORDERS[1]])}
+    models = {ORDERS[0]: patch(backend(base, seen[ORDERS[0]])), ORDERS[1]: backend(patch(base), seen[ORDERS[1]])}
     for order, model in models.items():
         torch.testing.assert_close(sample(model), reference, atol=1e-4, rtol=1e-4, msg=lambda m: f"{order}: {m}")
         assert {(TXT, TXT + IMG), (IMG, TXT + IMG)} <= seen[order], \

@@ -4,25 +4,22 @@ ComfyUI 0.23+ splits cond/uncond over devices and runs each device's apply_model
 on clones that share this pack's wrapper objects. Whether TACA and its LoRA act must be decided per
 model call, so a call outside the window running beside one inside it changes nothing.
 """
-import importlib
 import threading
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
 import comfy.model_management  # noqa: E402
 
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, model_call, run_sample, tiny_flux  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.tiny_models import make_conds, model_call, run_sample, tiny_flux  # noqa: E402
 
-_pack = load_pack().__name__
-lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+from support.taca import patch, taca_lora  # noqa: E402
+
 LORA = "concurrency.safetensors"
 
 
@@ -34,9 +31,7 @@ def lora_file(tmp_path_factory):
 
 
 def taca_chain(base, cutoff):
-    model = lora_node.TACALoraLoader.execute(model=base, lora_name=LORA, strength=1.0,
-                                             active=lora_node.WHILE_TACA_ACTS).result[0]
-    return patch_node.TACAModelPatch.execute(model=model, gamma=1.5, timestep_cutoff=cutoff).result[0]
+    return patch(taca_lora(base, LORA), cutoff=cutoff)
 
 
 def test_parallel_calls_inside_and_outside_the_window_equal_each_call_alone():
@@ -88,7 +83,7 @@ def test_multigpu_work_units_equal_one_device(monkeypatch):
     one_device = run_sample(taca_chain(base(), cutoff=500), pos, neg, steps=4, cfg=3.0)
     split = MultiGPUCFGSplitNode.execute(model=taca_chain(base(), cutoff=500), max_gpus=2).result[0]
     assert [m.load_device for m in split.get_additional_models_with_key("multigpu")] == [second]
-    plain = run_sample(patch_node.TACAModelPatch.execute(model=base(), gamma=1.5, timestep_cutoff=500).result[0],
+    plain = run_sample(patch(base(), cutoff=500),
                        pos, neg, steps=4, cfg=3.0)
     assert (one_device - plain).abs().max() > 1e-2, "the LoRA has a visible effect"
     for run in range(2):

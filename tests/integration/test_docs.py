@@ -1,11 +1,15 @@
 """The docs that come from one source agree with it: help pages' inputs/outputs with the node schemas,
 the README's family tables with the family table (tools/build_docs.py writes both)."""
+import asyncio
 import importlib.util
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 import_comfy()
-from pack import ROOT, load_pack  # noqa: E402
+
+from comfyui_taca_under_test.nodes import TACAExtension  # noqa: E402
+from comfyui_taca_under_test.taca_comfy.families import FAMILIES  # noqa: E402
+from support.pack import ROOT  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("build_docs", ROOT / "tools" / "build_docs.py")
 build_docs = importlib.util.module_from_spec(_spec)
@@ -19,8 +23,7 @@ def test_generated_docs_are_up_to_date():
 
 
 def test_every_node_has_a_help_page_with_its_inputs():
-    import asyncio
-    nodes = asyncio.run(importlib.import_module(load_pack().__name__ + ".nodes").TACAExtension().get_node_list())
+    nodes = asyncio.run(TACAExtension().get_node_list())
     for node in nodes:
         schema = node.define_schema()
         page = (ROOT / "web" / "docs" / f"{schema.node_id}.md").read_text()
@@ -29,7 +32,6 @@ def test_every_node_has_a_help_page_with_its_inputs():
 
 
 def test_readme_lists_every_family_of_the_table():
-    families = importlib.import_module(load_pack().__name__ + ".taca_comfy.families").FAMILIES
     readme = (ROOT / "README.md").read_text()
-    for f in families:
+    for f in FAMILIES:
         assert f"| {f.name} | " in readme, f.name

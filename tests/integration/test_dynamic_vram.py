@@ -10,12 +10,11 @@ is moved to the meta device, and for the model calls ComfyUI is told that the CP
 cast_bias_weight resolves each weight from the cache exactly as it does on a GPU. Everything else
 is ComfyUI's own code.
 """
-import importlib
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
@@ -23,23 +22,14 @@ import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import model_call, tiny_flux  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.tiny_models import model_call, tiny_flux  # noqa: E402
 
-_pack = load_pack().__name__
-lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+from support.taca import patch, taca_lora  # noqa: E402
+
 CUTOFF = 990  # sigma 1.0 is in the window, 0.5 is not
 LORAS = {"plain": dict(fmt="diffusers"),  # FLUX's fused qkv: offset branches
          "dora": dict(fmt="comfy", dora=True)}  # not a bypass branch: ComfyUI's patch function on a copy
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("loras")
-    env.folder_paths.add_model_folder_path("loras", str(d))
-    return d
 
 
 def lora_file(lora_dir, kind):
@@ -47,15 +37,6 @@ def lora_file(lora_dir, kind):
     if not (lora_dir / name).exists():
         write_lora(lora_dir / name, tiny_flux(), "flux", **LORAS[kind])
     return name
-
-
-def taca_lora(model, name):
-    return lora_node.TACALoraLoader.execute(model=model, lora_name=name, strength=1.0,
-                                            active=lora_node.WHILE_TACA_ACTS).result[0]
-
-
-def taca(model):
-    return patch_node.TACAModelPatch.execute(model=model, gamma=1.5, timestep_cutoff=CUTOFF).result[0]
 
 
 def make_vram_resident(model):
@@ -85,11 +66,12 @@ def test_cached_weights_stay_bit_identical_and_the_lora_equals_comfys(lora_dir, 
         pytest.skip(f"ComfyUI {env.version} has no dynamic VRAM (added in 0.16)")
     base = tiny_flux()
     name = lora_file(lora_dir, kind)
-    comfy_lora = taca(comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, name, 1.0)[0])
-    expected = {1.0: model_call(comfy_lora, 1.0), 0.5: model_call(taca(base), 0.5)}  # the LoRA acts at 1.0 only
-    assert (expected[1.0] - model_call(taca(base), 1.0)).abs().max() > 1e-3, "the LoRA has a visible effect"
+    comfy_lora = patch(comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, name, 1.0)[0], cutoff=CUTOFF)
+    taca = patch(base, cutoff=CUTOFF)
+    expected = {1.0: model_call(comfy_lora, 1.0), 0.5: model_call(taca, 0.5)}  # the LoRA acts at 1.0 only
+    assert (expected[1.0] - model_call(taca, 1.0)).abs().max() > 1e-3, "the LoRA has a visible effect"
 
-    ours = taca(taca_lora(base, name))
+    ours = patch(taca_lora(base, name), cutoff=CUTOFF)
     comfy.model_management.load_models_gpu([ours])
     caches = make_vram_resident(ours)
     assert caches

@@ -11,26 +11,24 @@ in the paper's window (step 1 of 3, the step that fills the cache). Other trees 
 Qwen-Image 2.1.
 """
 import collections
-import importlib
 from dataclasses import dataclass, field
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
-env = import_comfy()
+import_comfy()
 
 import comfy.lora  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelOnly)
 from safetensors.torch import save_file  # noqa: E402
 
-import tiny_qwen21 as Q  # noqa: E402
-from pack import load_pack  # noqa: E402
+from comfyui_taca_under_test.taca_comfy.probe import attach_probe  # noqa: E402
+from support import tiny_qwen21 as Q  # noqa: E402
+from support.reference import CallCounter, with_override  # noqa: E402
+from support.taca import TACALoraLoader, patch  # noqa: E402
 
-pack = load_pack().__name__
-TACAModelPatch = importlib.import_module(pack + ".nodes.taca_model_patch").TACAModelPatch
-TACALoraLoader = importlib.import_module(pack + ".nodes.taca_lora_loader").TACALoraLoader
 GAMMA = 1.5
 POS, NEG = 7, 5   # 7 and 5 tokens never batch together (lcm 35 is past ComfyUI's repeat limit)
 TARGET = 24       # query rows of the target image's call
@@ -55,16 +53,6 @@ CASES = {
     "two_refs": Case({"refs": 2, "slots": [2, 5], "neg_slots": [2, 4]},
                      {43: [(0, 2), (8, 11), (17, 19)], 41: [(0, 2), (8, 10), (16, 17)]}),
 }
-
-
-def patch(model, gamma=GAMMA, cutoff=0):
-    return TACAModelPatch.execute(model=model, gamma=gamma, timestep_cutoff=cutoff).result[0]
-
-
-def with_override(model, override):
-    m = model.clone()
-    m.model_options["transformer_options"]["optimized_attention_override"] = override
-    return m
 
 
 def cache(model, on):
@@ -97,20 +85,6 @@ class DenseReference:
             text[start:stop] = True
         logits = torch.where(text, logits * self.gamma, logits)  # every query row is a target image row
         return (logits.softmax(-1) @ v).transpose(1, 2).flatten(2)
-
-
-class CallCounter:
-    """(queries, keys) of every attention call, passed on unchanged."""
-
-    def __init__(self):
-        self.calls = collections.Counter()
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __call__(self, func, q, k, v, *rest, **kwargs):
-        self.calls[(q.shape[1], k.shape[1])] += 1
-        return func(q, k, v, *rest, **kwargs)
 
 
 _model = {}
@@ -186,13 +160,6 @@ def test_only_the_target_call_is_split():
 LORA_FORMATS = ["diffusion_model.", "", "transformer.", "lycoris_", "lora_unet_"]
 
 
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("loras_qwen21")
-    env.folder_paths.add_model_folder_path("loras", str(d))
-    return d
-
-
 def write_lora(path, model, fmt, seed=0, layers=("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0")):
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     g = torch.Generator().manual_seed(seed)
@@ -248,7 +215,6 @@ def test_lora_only_in_the_window_turns_the_prefix_cache_off(lora_dir):
 
 
 def test_probe_records_every_target_call_with_the_cache_on():
-    attach_probe = importlib.import_module(pack + ".taca_comfy.probe").attach_probe
     probed, probe = attach_probe("TACAAttentionProbe", patch(base(), cutoff=970))
     run(probed, "ref_in_text", batch=1)
     calls = probe.to_dict()["calls"]

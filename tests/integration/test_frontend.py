@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from comfy_env import SKIP_REASON, skip_or_fail
-from comfy_server import PACK_DIR_NAME, ComfyServer, get_json, post_json
-from pack import ROOT
+from support.comfy_env import SKIP_REASON, skip_or_fail
+from support.comfy_server import PACK_DIR_NAME, ComfyServer, get_json, post_json
+from support.pack import ROOT
 
 if not os.environ.get("COMFYUI_PATH"):
     skip_or_fail(SKIP_REASON)
@@ -434,14 +434,13 @@ def comfy_gamma_steps(cutoff, steps, scheduler="simple", denoise=1.0, family="Fl
     import importlib
     import types
 
-    from comfy_env import import_comfy
-    from pack import load_pack
+    from support.comfy_env import import_comfy
     import_comfy()
     import comfy.model_base
     import comfy.model_sampling
     import comfy.samplers
     import comfy.supported_models
-    paper_timestep = importlib.import_module(load_pack().__name__ + ".taca_core.schedule").paper_timestep
+    from comfyui_taca_under_test.taca_core.schedule import paper_timestep
     if shift is not None:  # ModelSamplingAuraFlow(shift)
         ms = comfy.model_sampling.ModelSamplingDiscreteFlow()
         ms.set_parameters(shift=shift, multiplier=1.0)

@@ -8,26 +8,22 @@ from its weights), then compares with the same model in fp32 holding exactly the
 dequantizes: any difference is TACA's or the LoRA's, not quantisation.
 The pack comes from $TACA_PEERS_DIR (.ci/run extracts shared/peers/ComfyUI-GGUF.tar.gz there).
 """
-import importlib
-import math
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
 import comfy.model_patcher  # noqa: E402
-import comfy.samplers  # noqa: E402
 
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack, load_peer  # noqa: E402
-from tiny_models import CPU, flux_config, make_conds, run_sample, tiny_flux  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.pack import load_peer  # noqa: E402
+from support.tiny_models import CPU, cutoff_between_steps, flux_config, make_conds, run_sample, tiny_flux  # noqa: E402
 
-_pack = load_pack().__name__
-lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+from support.taca import patch, taca_lora  # noqa: E402
+
 STEPS = 4
 LORA = "gguf_flux.safetensors"
 
@@ -84,21 +80,6 @@ def sample(model):
     return run_sample(model, pos, neg, steps=STEPS, cfg=1.0)
 
 
-def taca(model, cutoff=0):
-    return patch_node.TACAModelPatch.execute(model=model, gamma=1.5, timestep_cutoff=cutoff).result[0]
-
-
-def taca_lora(model):
-    return lora_node.TACALoraLoader.execute(model=model, lora_name=LORA, strength=1.0,
-                                            active=lora_node.WHILE_TACA_ACTS).result[0]
-
-
-def cutoff_after_two_steps(model):
-    t = (1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
-         .double()).tolist()
-    return math.floor((t[1] + t[2]) / 2)
-
-
 def test_gguf_loads_the_same_model(models):
     gguf_model, reference = models
     torch.testing.assert_close(sample(gguf_model), sample(reference), atol=1e-4, rtol=1e-4)
@@ -106,15 +87,16 @@ def test_gguf_loads_the_same_model(models):
 
 def test_taca_model_patch_on_gguf(models):
     gguf_model, reference = models
-    got = sample(taca(gguf_model))
-    torch.testing.assert_close(got, sample(taca(reference)), atol=1e-4, rtol=1e-4)
+    got = sample(patch(gguf_model))
+    torch.testing.assert_close(got, sample(patch(reference)), atol=1e-4, rtol=1e-4)
     assert (got - sample(gguf_model)).abs().max() > 1e-3, "TACA acts"
 
 
 def test_taca_lora_on_gguf_acts_only_in_the_window(models):
     gguf_model, reference = models
-    cutoff = cutoff_after_two_steps(reference)
-    got = sample(taca(taca_lora(gguf_model), cutoff))
+    cutoff = cutoff_between_steps(reference, STEPS, 2)
+    got = sample(patch(taca_lora(gguf_model, LORA), cutoff=cutoff))
     # the fp32 reference: its LoRA is ComfyUI's own within the window and off after it (test_taca_lora_loader)
-    torch.testing.assert_close(got, sample(taca(taca_lora(reference), cutoff)), atol=1e-4, rtol=1e-4)
-    assert (got - sample(taca(gguf_model, cutoff))).abs().max() > 1e-3, "the LoRA acts on the quantized layers"
+    want = sample(patch(taca_lora(reference, LORA), cutoff=cutoff))
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert (got - sample(patch(gguf_model, cutoff=cutoff))).abs().max() > 1e-3, "the LoRA acts on the quantized layers"

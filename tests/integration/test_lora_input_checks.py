@@ -12,13 +12,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
-from lora_files import resized_lora, write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import tiny_sd3  # noqa: E402
+from support.lora_files import resized_lora, write_lora  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import tiny_sd3  # noqa: E402
 
 _pack = load_pack().__name__
 lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")

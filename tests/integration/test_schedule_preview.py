@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 import_comfy()
 
@@ -18,8 +18,8 @@ import comfy.samplers  # noqa: E402
 import nodes  # noqa: E402
 from comfy.patcher_extension import WrappersMP  # noqa: E402
 
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, tiny_flux  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, tiny_flux  # noqa: E402
 
 PACK = load_pack().__name__
 preview = importlib.import_module(PACK + ".taca_comfy.preview")

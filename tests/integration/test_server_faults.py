@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 import_comfy()
 
-from comfy_server import ComfyServer  # noqa: E402
-from lora_files import resized_lora, write_lora  # noqa: E402
-from server_prompts import TEST_NODES, Client, error, graph, status  # noqa: E402
-from tiny_models import tiny_sd3  # noqa: E402
+from support.comfy_server import ComfyServer  # noqa: E402
+from support.lora_files import resized_lora, write_lora  # noqa: E402
+from support.server_prompts import TEST_NODES, Client, error, graph, status  # noqa: E402
+from support.tiny_models import tiny_sd3  # noqa: E402
 
 KINDS = ("plain", "taca", "lora_taca", "lora_every", "probe")
 

@@ -1,39 +1,27 @@
 """TACA LoRA Loader on tiny FLUX / SD3 models, with LoRA files the tests write in each key format."""
-import importlib
 import logging
-import math
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
 import comfy.sample  # noqa: E402
-import comfy.samplers  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelOnly)
 
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.tiny_models import cutoff_between_steps, make_conds, tiny_flux, tiny_sd3  # noqa: E402
 
-_pack = load_pack().__name__
-lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+from support.taca import EVERY_STEP, WHILE_TACA_ACTS, patch, taca_lora  # noqa: E402
+
 STEPS = 4
 LATENT = (1, 16, 16, 16)
 BUILD = {"flux": tiny_flux, "sd3": tiny_sd3}
 FORMATS = ["diffusers", "kohya", "comfy"]
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("loras")
-    env.folder_paths.add_model_folder_path("loras", str(d))
-    return d
 
 
 @pytest.fixture(scope="module", params=["flux", "sd3"])
@@ -53,14 +41,6 @@ def lora_file(lora_dir, base, kind, fmt, seed=0):
     return name
 
 
-def taca_lora(model, name, strength=1.0, active=lora_node.WHILE_TACA_ACTS):
-    return lora_node.TACALoraLoader.execute(model=model, lora_name=name, strength=strength, active=active).result[0]
-
-
-def taca(model, gamma=1.5, cutoff=0):
-    return patch_node.TACAModelPatch.execute(model=model, gamma=gamma, timestep_cutoff=cutoff).result[0]
-
-
 def sample(model, kind, *, txt=10, seed=0, start=None, last=None, latent=None, add_noise=True, cfg=1.0):
     pos, neg = make_conds(kind, txt, seed=seed)
     latent = torch.zeros(LATENT) if latent is None else latent
@@ -70,16 +50,10 @@ def sample(model, kind, *, txt=10, seed=0, start=None, last=None, latent=None, a
                                force_full_denoise=last is None, disable_pbar=True, seed=seed)
 
 
-def cutoff_after(model, n_active):
-    t = (1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
-         .double()).tolist()
-    return math.floor((t[n_active - 1] + t[n_active]) / 2)
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_step_equals_comfy_lora_loader(lora_dir, base, kind, fmt):
     name = lora_file(lora_dir, base, kind, fmt)
-    ours = sample(taca_lora(base, name, 0.8, lora_node.EVERY_STEP), kind)
+    ours = sample(taca_lora(base, name, 0.8, EVERY_STEP), kind)
     comfys = sample(comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, name, 0.8)[0], kind)
     assert torch.equal(ours, comfys)
     assert (ours - sample(base, kind)).abs().max() > 1e-3, "the LoRA had no effect"
@@ -89,24 +63,24 @@ def test_every_step_equals_comfy_lora_loader(lora_dir, base, kind, fmt):
 @pytest.mark.parametrize("order,cfg", [("lora_then_taca", 1.0), ("taca_then_lora", 1.0), ("lora_then_taca", 3.0)])
 def test_active_exactly_while_taca_acts(lora_dir, base, kind, fmt, order, cfg):
     name = lora_file(lora_dir, base, kind, fmt)
-    cutoff = cutoff_after(base, n_active=2)
+    cutoff = cutoff_between_steps(base, STEPS, 2)
     if order == "lora_then_taca":
-        model = taca(taca_lora(base, name), 1.5, cutoff)
+        model = patch(taca_lora(base, name), 1.5, cutoff)
     else:
-        model = taca_lora(taca(base, 1.5, cutoff), name)
+        model = taca_lora(patch(base, 1.5, cutoff), name)
     got = sample(model, kind, cfg=cfg)
     # reference: LoRA'd model for the first two steps, the base model for the rest (both with TACA)
     lora_always = comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(base, name, 1.0)[0]
-    half = sample(taca(lora_always, 1.5, cutoff), kind, last=2, cfg=cfg)
-    ref = sample(taca(base, 1.5, cutoff), kind, start=2, latent=half, add_noise=False, cfg=cfg)
+    half = sample(patch(lora_always, 1.5, cutoff), kind, last=2, cfg=cfg)
+    ref = sample(patch(base, 1.5, cutoff), kind, start=2, latent=half, add_noise=False, cfg=cfg)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
-    assert (got - sample(taca(base, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-3, "the LoRA had no effect"
-    assert (got - sample(taca(lora_always, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-4, \
+    assert (got - sample(patch(base, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-3, "the LoRA had no effect"
+    assert (got - sample(patch(lora_always, 1.5, cutoff), kind, cfg=cfg)).abs().max() > 1e-4, \
         "the LoRA never switched off"
 
 
 def test_lora_is_off_between_model_calls(lora_dir, base, kind):
-    model = taca(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff=0)
+    model = patch(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff=0)
     sample(model, kind)  # every call is in the window: the LoRA was on in the last one
     wrappers = [w for w in model.get_all_wrappers("apply_model") if hasattr(w, "gate")]
     assert len(wrappers) == 1 and not wrappers[0].gate.is_open()
@@ -114,11 +88,11 @@ def test_lora_is_off_between_model_calls(lora_dir, base, kind):
 
 def test_gamma_one_means_lora_off(lora_dir, base, kind):
     name = lora_file(lora_dir, base, kind, "diffusers")
-    assert torch.equal(sample(taca(taca_lora(base, name), gamma=1.0), kind), sample(base, kind))
+    assert torch.equal(sample(patch(taca_lora(base, name), gamma=1.0), kind), sample(base, kind))
 
 
 def test_second_run_and_other_prompt_behave_like_the_first(lora_dir, base, kind):
-    model = taca(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff_after(base, 2))
+    model = patch(taca_lora(base, lora_file(lora_dir, base, kind, "diffusers")), 1.5, cutoff_between_steps(base, STEPS, 2))
     first = sample(model, kind, seed=3)
     other = sample(model, kind, seed=4, txt=6)
     assert torch.equal(sample(model, kind, seed=3), first)
@@ -128,8 +102,8 @@ def test_second_run_and_other_prompt_behave_like_the_first(lora_dir, base, kind)
 def test_source_model_untouched(lora_dir, base, kind):
     before = sample(base, kind)
     sd_before = {k: v.clone() for k, v in base.model.state_dict().items()}
-    for active in (lora_node.WHILE_TACA_ACTS, lora_node.EVERY_STEP):
-        sample(taca(taca_lora(base, lora_file(lora_dir, base, kind, "kohya"), 1.0, active)), kind)
+    for active in (WHILE_TACA_ACTS, EVERY_STEP):
+        sample(patch(taca_lora(base, lora_file(lora_dir, base, kind, "kohya"), 1.0, active)), kind)
     assert not base.patches and not base.weight_wrapper_patches
     assert torch.equal(sample(base, kind), before)
     # (the torch module is shared: ComfyUI patches weights while a patched clone is loaded, and
@@ -200,7 +174,7 @@ def test_without_taca_patch_follows_paper_window_and_says_so(lora_dir, caplog):
     with caplog.at_level(logging.WARNING):
         got = sample(taca_lora(flux, name), "flux")
     assert any("has no TACA Model Patch" in r.getMessage() for r in caplog.records)
-    explicit = sample(taca(taca_lora(flux, name), gamma=1.0 + 1e-6, cutoff=970), "flux")
-    plain_lora_window = sample(taca_lora(taca(flux, gamma=1.0 + 1e-6, cutoff=970), name), "flux")
+    explicit = sample(patch(taca_lora(flux, name), gamma=1.0 + 1e-6, cutoff=970), "flux")
+    plain_lora_window = sample(taca_lora(patch(flux, gamma=1.0 + 1e-6, cutoff=970), name), "flux")
     assert torch.equal(explicit, plain_lora_window)
     assert (got - sample(flux, "flux")).abs().max() > 1e-4  # the paper's window covers the first step

@@ -1,27 +1,22 @@
 """TACA Attention Probe + TACA Probe Plot on tiny FLUX / SD3.5 models, against a dense computation."""
-import importlib
 import json
 
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 import_comfy()
 
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3  # noqa: E402
+from support.tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3  # noqa: E402
 
-_pack = load_pack().__name__
-probe_node = importlib.import_module(_pack + ".nodes.taca_probe")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
+from comfyui_taca_under_test.nodes import taca_probe as probe_node  # noqa: E402
+from support.reference import ShareRecorder, text_first, with_override  # noqa: E402
+from support.taca import patch  # noqa: E402
+
 IMG_TOKENS, TXT = 64, 12
 MODELS = {"flux": (lambda: tiny_flux(seed=0), "flux"),
           "sd35": (lambda: tiny_sd3(seed=0, x_block_self_attn_layers=(0,), qk_norm="rms"), "sd3")}
-
-
-def taca(model, gamma=1.5, cutoff=970):
-    return patch_node.TACAModelPatch.execute(model=model, gamma=gamma, timestep_cutoff=cutoff).result[0]
 
 
 def probe(model):
@@ -37,21 +32,6 @@ def sample(model, kind, steps=3, cfg=1.0, neg_txt=None):
     return run_sample(model, pos, neg, steps=steps, cfg=cfg, latent_hw=(16, 16))
 
 
-def dense_share_recorder(records):
-    """An independent probe: dense logits of every joint call (text first, then the image tokens)."""
-    def override(func, q, k, v, *args, **kwargs):
-        bhld = kwargs.get("skip_reshape", False)
-        n = q.shape[2 if bhld else 1]
-        if n > IMG_TOKENS and k.shape[2 if bhld else 1] == n:
-            heads = args[0] if args else kwargs["heads"]
-            qq, kk = (t if bhld else t.reshape(t.shape[0], n, heads, -1).transpose(1, 2) for t in (q, k))
-            logits = qq.double() @ kk.double().transpose(-1, -2) * qq.shape[-1] ** -0.5
-            txt = n - IMG_TOKENS
-            records.append(float(logits.softmax(-1)[..., txt:, :txt].sum(-1).mean()))
-        return func(q, k, v, *args, **kwargs)
-    return override
-
-
 @pytest.fixture(scope="module", params=list(MODELS))
 def case(request):
     build, kind = MODELS[request.param]
@@ -60,19 +40,17 @@ def case(request):
 
 def test_plain_shares_equal_a_dense_computation(case):
     base, kind = case
-    model, recorder = probe(taca(base, gamma=1.0))
-    reference = []
-    other = model.clone()  # the dense recorder runs as another node's override, which TACA chains through
-    other.model_options["transformer_options"]["optimized_attention_override"] = dense_share_recorder(reference)
-    sample(other, kind)
+    model, recorder = probe(patch(base, gamma=1.0, cutoff=970))
+    reference = ShareRecorder(text_first(IMG_TOKENS))
+    sample(with_override(model, reference), kind)  # as another node's override, which TACA chains through
     got = [b["share_plain"] for c in recorder.to_dict()["calls"] for b in c["blocks"]]
-    assert len(got) == len(reference) > 0
-    torch.testing.assert_close(torch.tensor(got), torch.tensor(reference), atol=1e-5, rtol=1e-5)
+    assert len(got) == len(reference.shares) > 0
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(reference.shares), atol=1e-5, rtol=1e-5)
 
 
 def test_gamma_raises_the_share_in_the_window_and_one_equals_plain(case):
     base, kind = case
-    model, recorder = probe(taca(base, gamma=1.5, cutoff=970))
+    model, recorder = probe(patch(base, gamma=1.5, cutoff=970))
     sample(model, kind, steps=4)
     calls = recorder.to_dict()["calls"]
     assert len(calls) == 4 and [c["gamma"] for c in calls] == [1.5, 1.0, 1.0, 1.0]
@@ -85,14 +63,14 @@ def test_gamma_raises_the_share_in_the_window_and_one_equals_plain(case):
 
 def test_probe_does_not_change_the_sampled_output(case):
     base, kind = case
-    patched = taca(base, gamma=1.5, cutoff=970)
+    patched = patch(base, gamma=1.5, cutoff=970)
     probed, _ = probe(patched)
     assert torch.equal(sample(probed, kind, cfg=3.0, neg_txt=7), sample(patched, kind, cfg=3.0, neg_txt=7))
 
 
 def test_plot_node_returns_image_and_json(case):
     base, kind = case
-    model, recorder = probe(taca(base, gamma=1.5, cutoff=970))
+    model, recorder = probe(patch(base, gamma=1.5, cutoff=970))
     out = sample(model, kind, steps=3, cfg=3.0, neg_txt=7)
     image, text = plot(recorder, {"samples": out}, "tiny")
     data = json.loads(text)

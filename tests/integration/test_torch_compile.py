@@ -7,24 +7,18 @@ run equals the same step uncompiled, with a window covering only the first step,
 The backend is aot_eager (no C++ compiler needed; TorchCompileModel offers inductor, which goes
 through the same graph capture and guards).
 """
-import importlib
-
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
-import comfy.samplers  # noqa: E402
+from support.lora_files import write_lora  # noqa: E402
+from support.tiny_models import cutoff_between_steps, make_conds, run_sample, tiny_flux  # noqa: E402
 
-from lora_files import write_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
+from support.taca import patch, taca_lora  # noqa: E402
 
-_pack = load_pack().__name__
-lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
-patch_node = importlib.import_module(_pack + ".nodes.taca_model_patch")
 STEPS = 2  # the first in the window, the second not
 LORA = "compile.safetensors"
 
@@ -34,12 +28,6 @@ def lora_file(tmp_path_factory):
     d = tmp_path_factory.mktemp("loras")
     env.folder_paths.add_model_folder_path("loras", str(d))
     write_lora(d / LORA, tiny_flux(), "flux", "diffusers")
-
-
-def first_step_only(model):
-    """A cutoff between the first and second step's timestep."""
-    t = 1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", STEPS)
-    return int((t[0] + t[1]) / 2)
 
 
 def per_step(model):
@@ -59,12 +47,10 @@ def test_compiled_equals_uncompiled_on_every_step_over_two_runs(node):
     torch._dynamo.reset()
     base = tiny_flux()
     if node == "TACAModelPatch":
-        model = patch_node.TACAModelPatch.execute(model=base, gamma=1.5,
-                                                  timestep_cutoff=first_step_only(base)).result[0]
+        model = patch(base, cutoff=cutoff_between_steps(base, STEPS, 1))
     else:  # without a TACA Model Patch it follows the paper's window, timestep >= 970: the first step
-        assert first_step_only(base) < 970
-        model = lora_node.TACALoraLoader.execute(model=base, lora_name=LORA, strength=1.0,
-                                                 active=lora_node.WHILE_TACA_ACTS).result[0]
+        assert cutoff_between_steps(base, STEPS, 1) < 970
+        model = taca_lora(base, LORA)
     expected = per_step(model)
     plain = per_step(base)
     assert (expected[0] - plain[0]).abs().max() > 1e-3, "the node acts on the first step"

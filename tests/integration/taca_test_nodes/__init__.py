@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/integration: tiny_models
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/: the support package
 
-import tiny_models  # noqa: E402
+from support import tiny_models  # noqa: E402
 
 
 class TacaTestTinySD3:

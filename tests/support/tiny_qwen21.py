@@ -12,7 +12,8 @@ import importlib
 import pytest
 import torch
 
-from tiny_models import CPU, init_weights_, run_sample
+from .comfy_env import import_comfy
+from .tiny_models import _patcher, run_sample
 
 CONTEXT_DIM = 24
 LATENT = (64, 4, 6)   # one sample: 24 target tokens
@@ -24,8 +25,7 @@ UNET = dict(image_model="qwen_image21", in_channels=64, out_channels=64, num_lay
 def available() -> bool:
     """Whether this tree has Qwen-Image 2.1. A tree that has its model file must import it: an error then
     fails the tests instead of skipping them."""
-    import comfy_env
-    if not (comfy_env.import_comfy().path / "comfy" / "ldm" / "qwen_image21" / "model.py").is_file():
+    if not (import_comfy().path / "comfy" / "ldm" / "qwen_image21" / "model.py").is_file():
         return False
     importlib.import_module("comfy.ldm.qwen_image21.model")
     import comfy.supported_models
@@ -34,22 +34,17 @@ def available() -> bool:
 
 def skip_unless_available():
     if not available():
-        import comfy_env
         # "not in this ComfyUI tree": tools/run_tests.py --strict accepts a module skipped only for that
-        pytest.skip(f"Qwen-Image 2.1 is not in this ComfyUI tree ({comfy_env.import_comfy().version}): it has "
+        pytest.skip(f"Qwen-Image 2.1 is not in this ComfyUI tree ({import_comfy().version}): it has "
                     "no comfy/ldm/qwen_image21/model.py (ComfyUI 0.37.0 and later, or the backport onto 0.33.0)")
 
 
 def build(seed=0, fused_mlp=True):
-    import comfy.model_patcher
     import comfy.supported_models
     unet = dict(UNET, fused_mlp=fused_mlp)
     model_config = comfy.supported_models.QwenImage21(unet)
     model_config.unet_config.update(unet)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({}, device=CPU)
-    init_weights_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return _patcher(model_config, seed)
 
 
 def conds(txt, neg_txt, seed=0, refs=0, slots=None, neg_slots=None):

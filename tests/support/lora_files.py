@@ -51,21 +51,22 @@ def _shape(model, key_map, name):
     return out_features, weight.shape[1]
 
 
-def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5, dora=False):
-    """A random LoRA for `model` in `fmt`; every layer name must be one ComfyUI maps for this model.
+def write_layers(path, model, names, *, peft=True, rank=4, seed=0, scale=0.5, dora=False):
+    """A random LoRA for `model` on the layers `names` (each must be one ComfyUI maps for this model).
 
-    dora: also write DoRA magnitudes (`.dora_scale`, one per output row), for the kohya/comfy formats.
+    peft: PEFT tensor names (lora_A / lora_B, no alpha: what ai-toolkit / diffusers write), else
+    lora_down / lora_up with alpha = rank / 2. dora: also DoRA magnitudes (`.dora_scale`, one per output row).
     """
     import comfy.lora
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     g = torch.Generator().manual_seed(seed)
     sd = {}
-    for name in layer_names(model_kind, fmt):
+    for name in names:
         assert name in key_map, f"ComfyUI does not map {name}"
         out_f, in_f = _shape(model, key_map, name)
         down = torch.randn(rank, in_f, generator=g) * scale / in_f ** 0.5
         up = torch.randn(out_f, rank, generator=g) * scale
-        if fmt == "diffusers":  # PEFT names, no alpha (what ai-toolkit / diffusers write)
+        if peft:
             sd[f"{name}.lora_A.weight"], sd[f"{name}.lora_B.weight"] = down, up
         else:
             sd[f"{name}.lora_down.weight"], sd[f"{name}.lora_up.weight"] = down, up
@@ -74,6 +75,19 @@ def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5, dora=Fal
             sd[f"{name}.dora_scale"] = 1.0 + 0.1 * torch.randn(out_f, 1, generator=g)
     save_file(sd, str(path))
     return path
+
+
+def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5, dora=False):
+    """A random LoRA for a tiny FLUX / SD3 in `fmt` (diffusers, kohya or comfy: see layer_names)."""
+    return write_layers(path, model, layer_names(model_kind, fmt), peft=fmt == "diffusers", rank=rank, seed=seed,
+                        scale=scale, dora=dora)
+
+
+def attention_layers(model, prefix):
+    """The model's attention Linear layers, named with `prefix` instead of ComfyUI's `diffusion_model.`."""
+    return [prefix + key[len("diffusion_model."):-len(".weight")] for key, w in model.model.state_dict().items()
+            if key.startswith("diffusion_model.") and key.endswith(".weight") and w.ndim == 2
+            and ("attn" in key or "attention" in key)]
 
 
 def resized_lora(sd, up=1, down=1, rank=0, only=None):

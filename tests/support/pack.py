@@ -26,7 +26,7 @@ def load_pack():
 
 def load_peer(folder: str):
     """Another node pack, from $TACA_PEERS_DIR/<folder>; skips (fails under --strict) without it."""
-    from comfy_env import skip_or_fail
+    from .comfy_env import skip_or_fail
     peers = os.environ.get(PEERS_ENV)
     root = Path(peers).expanduser() / folder if peers else None
     if root is None or not (root / "__init__.py").is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-TEST_NODES = Path(__file__).resolve().parent / "taca_test_nodes"
+TEST_NODES = Path(__file__).resolve().parents[1] / "integration" / "taca_test_nodes"
 KINDS = ("plain", "taca", "lora_taca", "probe")
 
 

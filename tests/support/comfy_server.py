@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pack import ROOT
+from .pack import ROOT
 
 PACK_DIR_NAME = "ComfyUI-TACA"
 # model files the example workflows name: empty placeholders, so the loaders' lists hold them

@@ -5,6 +5,7 @@ supported_models.<Family>(unet_config) -> set_inference_dtype -> get_model -> Mo
 the weights come from a seeded generator instead of a checkpoint. Call comfy_env.import_comfy() first.
 """
 import dataclasses
+import math
 
 import torch
 
@@ -147,6 +148,14 @@ def run_sample(model, positive, negative, *, steps=4, cfg=1.0, seed=0, sampler_n
     noise = comfy.sample.prepare_noise(latent, seed)
     return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent,
                                denoise=denoise, disable_pbar=True, seed=seed, callback=callback)
+
+
+def cutoff_between_steps(model, steps, n_active, scheduler="simple"):
+    """A timestep cutoff with exactly the first n_active of `steps` steps at or above it."""
+    import comfy.samplers
+    t = (1000 * comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps)
+         .double()).tolist()
+    return math.floor((t[n_active - 1] + t[n_active]) / 2)
 
 
 def model_call(model, sigma, *, kind="flux", txt_len=9, seed=0, latent_hw=(16, 16), load=True):

@@ -1,9 +1,9 @@
 """Make a real ComfyUI checkout importable for the integration tier, on the CPU.
 
 Call `import_comfy()` at the top of every integration test module (it is idempotent). Without
-COMFYUI_PATH it skips the calling module. Import test helpers in this folder by their bare name
-(`from comfy_env import import_comfy`), not as `tests.integration....`: once the ComfyUI root is at
-sys.path[0], ComfyUI's own `tests` package (and its `nodes.py`, `utils/`) shadow same-named ones.
+COMFYUI_PATH it skips the calling module. The support package is imported as `support` (tests/ is on
+sys.path), never as `tests.support`: once the ComfyUI root is at sys.path[0], ComfyUI's own `tests`
+package (and its `nodes.py`, `utils/`) shadow same-named ones.
 """
 import os
 import sys
