@@ -39,10 +39,10 @@ def _cond(extra=lambda g, n: {}, ctx=tf.CTX):
     return make
 
 
-FAMILIES = {  # builder, latent size, conditioning
+FAMILIES = {  # builder, latent size (Qwen-Image's VAE, Wan 2.1's, encodes an image as one frame), conditioning
     "flux": (tiny_flux, (16, 16), lambda seed=0: make_conds("flux", TXT, seed=seed)[0]),
     "sd3": (tiny_sd3, (16, 16), lambda seed=0: make_conds("sd3", TXT, seed=seed)[0]),
-    "qwen_image": (tf.tiny_qwen_image, (8, 8), _cond()),
+    "qwen_image": (tf.tiny_qwen_image, (1, 8, 8), _cond()),
     "lumina2": (tf.tiny_lumina2, (8, 8),
                 _cond(lambda g, n: {"attention_mask": torch.ones(1, n, dtype=torch.long)})),
     "z_image": (tf.tiny_z_image, (8, 8), _cond()),
