@@ -2,11 +2,11 @@
 
 LoRA adds s * up @ down to a layer's weight W. On a Linear layer that equals
 adding s * (x @ down.T) @ up.T to the layer's output (the "bypass" form of
-LyCORIS and of ComfyUI's bypass LoRA mode). Computed beside the layer, the LoRA
-is safe with weights ComfyUI caches (dynamic VRAM), stores quantized (GGUF) or
-shares between models, and costs one check per layer while its gate is closed.
+LyCORIS). Computed beside the layer, the LoRA is safe with weights that are
+cached, stored quantized or shared between models, and costs one check per
+layer while its gate is closed (the gate: any object with is_open()).
 
-ComfyUI fuses some layers (FLUX's qkv): a LoRA trained on separate q/k/v layers
+Some models fuse layers (FLUX's qkv): a LoRA trained on separate q/k/v layers
 adapts rows [start, start + size) of the fused output. A layer's branches share
 one down projection (their down matrices stacked, scales folded in); each keeps
 its own up projection, applied to its rows only.
