@@ -393,7 +393,8 @@ def flux2_dev():
 
 TRAINED_LORA = "ComfyUI_trained_lora_taca_sd3.5_medium.safetensors"  # what the user names Save LoRA's file
 TRAIN_NOTE = (
-    "Train a TACA LoRA with ComfyUI's Train LoRA (SD3.5 medium + TACA)\n" + DOWNLOADS +
+    "Train a TACA LoRA with ComfyUI's Train LoRA (SD3.5 medium + TACA)\n"
+    "For ComfyUI 0.33.0 and newer (Train LoRA's inputs change between releases; these are 0.33.0's).\n" + DOWNLOADS +
     f"- checkpoints/{SD35['medium']['name']} (text encoders included)\n"
     "\nDataset: a folder in ComfyUI/input/ with images and, beside each, a .txt caption of the same name. "
     "Pick it in Load Image-Text.\n"
@@ -411,7 +412,7 @@ TRAIN_NOTE = (
 
 def sd35_train():
     g = Graph("sd3.5_simple_example, with the medium checkpoint; the training nodes are core's (model/training)",
-              requires="0.33.0 (Train LoRA's inputs as of that release)")
+              requires={"comfyui": "0.33.0", "why": "Train LoRA's inputs change between releases; these are 0.33.0's"})
     g.taca["trained_files"] = [TRAINED_LORA]
     ckpt = g.loader("CheckpointLoaderSimple", [SD35["medium"]], [], (0, 0), (320, 98))
     data = g.add("LoadImageTextDataSetFromFolder", ["taca_dataset"], (0, 160), (320, 80), title="Images + captions")
@@ -424,7 +425,7 @@ def sd35_train():
     g.link(ckpt, 1, text, "clip")
     window = g.add("TACATrainingWindow", PAPER, (360, 0), (340, 130))
     g.link(ckpt, 0, window, "model")
-    train = g.add("TrainLoraNode", [1, 4, 16, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16", "bf16", False, "LoRA",
+    train = g.add("TrainLoraNode", [1, 4, 16, 0.0005, 16, "AdamW", "MSE", 0, "bf16", "bf16", False, "LoRA",
                                     True, 1, False, "[None]", False, False], (800, 0), (340, 560))
     g.link(window, 0, train, "model")
     g.link(enc, 0, train, "latents")
