@@ -48,8 +48,6 @@ from comfy_env import import_comfy  # noqa: E402
 env = import_comfy(cpu=DEVICE.type == "cpu")
 import importlib  # noqa: E402
 
-import comfy.sd  # noqa: E402
-import comfy.utils  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402
 from comfy.model_patcher import LowVramPatch  # noqa: E402
 from comfy.patcher_extension import WrappersMP  # noqa: E402
@@ -60,7 +58,10 @@ from tiny_models import make_conds, run_sample, tiny_flux  # noqa: E402
 pack = load_pack().__name__
 lora_node = importlib.import_module(pack + ".nodes.taca_lora_loader")
 patch_node = importlib.import_module(pack + ".nodes.taca_model_patch")
-switch_mod = importlib.import_module(pack + ".taca_core.lora_switch")
+switch_mod = importlib.import_module(pack + ".taca_comfy.lora_switch")
+lora_mod = importlib.import_module(pack + ".taca_comfy.lora")
+families = importlib.import_module(pack + ".taca_comfy.families")
+lora_file = importlib.import_module(pack + ".taca_comfy.lora_file")
 
 DIMS = dict(hidden_size=512, num_heads=8, depth=2, depth_single_blocks=2, axes_dim=[16, 24, 24])
 LATENT_HW = (64, 64)  # 32 x 32 = 1024 image tokens
@@ -103,8 +104,8 @@ def switch_cost():
 
 def copy_variant(model, lora_sd):
     """The design not shipped, for comparison: the LoRA added to a copy of each weight, in ComfyUI's cast path."""
-    lora_model, _ = comfy.sd.load_lora_for_models(model, None, lora_sd, 1.0, 0)
-    patches = lora_node._new_patches(lora_model, model)
+    mapped = lora_mod.map_lora("bench", families.require_family("bench", model), model, lora_sd, LORA)
+    patches = lora_mod.patch_lists(mapped, 1.0)
     switched, gate = model.clone(), switch_mod.LoraGate()
     for key in patches:
         switched.add_weight_wrapper(key, switch_mod.SwitchedLoraWeight(gate, LowVramPatch(key, patches)))
@@ -116,7 +117,7 @@ def main():
     d = Path(tempfile.mkdtemp())
     env.folder_paths.add_model_folder_path("loras", str(d))
     write_lora(d / LORA, tiny_flux(seed=0, **DIMS), "flux", "diffusers", rank=16)
-    lora_sd = comfy.utils.load_torch_file(str(d / LORA))
+    lora_sd = lora_file.load_lora_state_dict(d / LORA)
 
     def fresh():  # one torch module per variant: each stays loaded, no re-patching between runs
         return tiny_flux(seed=0, device=DEVICE, dtype=DTYPE, **DIMS)

@@ -2,7 +2,7 @@
 import folder_paths
 from comfy_api.latest import io
 
-from ..taca_comfy.lora import load_taca_lora
+from ..taca_comfy.lora import file_fingerprint, load_taca_lora
 
 NODE = "TACALoraLoader"
 WHILE_TACA_ACTS = "while TACA acts"
@@ -38,6 +38,10 @@ class TACALoraLoader(io.ComfyNode):
             ],
             outputs=[io.Model.Output(tooltip="The model with the TACA LoRA (a patched clone).")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, lora_name, **kwargs):
+        return file_fingerprint(lora_name)  # a file rewritten under the same name is read again
 
     @classmethod
     def execute(cls, model, lora_name, strength, active) -> io.NodeOutput:

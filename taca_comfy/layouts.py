@@ -8,7 +8,7 @@ only when the call has text (Family.call_layout). None: this call has no text st
 import math
 from typing import Optional
 
-from ..taca_core.layout import GenerationRowsLayout, TokenLayout
+from ..taca_core.layout import GenerationRowsLayout, TargetRowsLayout, TokenLayout
 
 
 def patch_count(dims, patch) -> int:
@@ -208,3 +208,33 @@ def hidream_o1(dm, x, context, conds) -> Optional[TokenLayout]:
     vision_end = max((i for i, t in enumerate(prefix) if t == VISION_END_ID), default=-1)
     registers = vision_end + 1
     return GenerationRowsLayout(registers=registers, text=ar_len - registers, after=types.shape[1] - ar_len)
+
+
+def qwen21(dm, x, context, conds) -> Optional[TargetRowsLayout]:
+    """[text parts with reference images spliced in at image_slots | target image] (Qwen-Image 2.1).
+
+    Mirrors QwenImage21Transformer2DModel.build_sequence: one reference per slot (missing slots: after all
+    text), each text part before its image, the target last; a latent [B, 64, h, w] is h * w tokens. The
+    whole context is text to TACA, including the vision tokens its text encoder keeps when no VAE gives
+    reference latents (nothing in the model call marks them, and the image then conditions through them).
+    """
+    refs, n_text = list(_refs(conds)), context.shape[1]
+    slots = (list(conds.get("image_slots") or []) + [n_text] * len(refs))[:len(refs)]
+    bounds = [0] + slots + [n_text]
+    spans, length = [], 0
+    for start, end, image in zip(bounds[:-1], bounds[1:], refs + [x]):
+        if end > start:
+            spans.append((length, length + end - start))
+            length += end - start
+        length += image.shape[-2] * image.shape[-1]
+    target = x.shape[-2] * x.shape[-1]
+    return TargetRowsLayout(text_spans=tuple(spans), prefix=length - target, target=target)
+
+
+def qwen21_layer_attention(dm, options):
+    """The attention function block `block_index`'s layer prefers: its ComfyAttention's, set from a checkpoint's
+    per-layer attention config (upstream reads comfy_kitchen_int8); None when it has none."""
+    blocks, i = getattr(dm, "transformer_blocks", None), options.get("block_index")
+    if blocks is None or i is None or not 0 <= i < len(blocks):
+        return None
+    return getattr(getattr(blocks[i].attn, "comfy_attention", None), "function", None)

@@ -6,6 +6,9 @@ same as LoraLoaderModelOnly). 'every step' adds the mapped patches to a clone as
 does; 'while TACA acts' puts plain LoRAs on Linear layers beside the layer as gated branches
 (taca_core.lora_branch) and every other adapter type into a gated weight function.
 """
+import copy
+import math
+import os
 from dataclasses import dataclass
 
 import comfy.lora
@@ -17,7 +20,7 @@ from comfy.patcher_extension import PatcherInjection, WrappersMP
 from comfy.weight_adapter import LoRAAdapter
 
 from ..taca_core.lora_branch import LoraBranch, LoraBypass, stack_branches
-from .families import Family, guess_lora_family
+from .families import Family, guess_lora_family, lora_family_label
 from .lora_file import LoraFileError, load_lora_state_dict, lora_layer_names
 from .opaque_models import require_taca_can_act
 from .lora_switch import LoraGate, SwitchedLoraWeight, TacaLoraApplyModelWrapper
@@ -33,9 +36,11 @@ class MappedLora:
 
 
 def map_lora(node: str, family: Family, model, lora_sd: dict, lora_name: str) -> MappedLora:
-    """Converts and maps lora_sd to model's weights once; a ValueError when it is for another model."""
+    """Converts and maps lora_sd to model's weights once; a ValueError when it is for another model
+    or does not fit the layers it maps to (checked here, so both modes refuse it before sampling)."""
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
     converted = comfy.lora_convert.convert_lora(lora_sd)
+    _check_alphas(node, lora_name, converted)
     layers = lora_layer_names(converted.keys())
     matched = layers & key_map.keys()
     looks_like = guess_lora_family(lora_layer_names(lora_sd.keys()))
@@ -43,12 +48,99 @@ def map_lora(node: str, family: Family, model, lora_sd: dict, lora_name: str) ->
     other_family = bool(looks_like) and family.name not in looks_like
     if (other_family and matched != layers) or not layers or len(matched) < MIN_MATCHED_SHARE * len(layers):
         unmatched = sorted(layers - matched)
-        label = " or ".join(looks_like) if looks_like else "unknown"
+        looks = (f"Its keys look like a {lora_family_label(looks_like)} LoRA." if looks_like
+                 else "Its keys match no model family the pack knows.")
         raise ValueError(
             f"{node}: '{lora_name}' matches {len(matched)} of its {len(layers)} layers in this {family.name} "
-            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). Its keys look like a {label} "
-            f"LoRA. Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
-    return MappedLora(lora_name, comfy.lora.load_lora(converted, key_map, log_missing=False))
+            f"model ({len(unmatched)} unmatched, e.g. {unmatched[:3]}). {looks} "
+            f"Choose a TACA LoRA made for {family.name} (ldiex/TACA has FLUX.1-dev and SD3.5 versions).")
+    patches = comfy.lora.load_lora(converted, key_map, log_missing=False)
+    _check_shapes(node, family, model, lora_name, converted, {x: key_map[x] for x in matched}, patches)
+    return MappedLora(lora_name, patches)
+
+
+def _check_alphas(node: str, lora_name: str, converted: dict):
+    """ComfyUI reads alpha with .item(): one number, else an unnamed error deep in its loader."""
+    for key in sorted(converted):
+        if key.endswith(".alpha") and converted[key].numel() != 1:
+            raise ValueError(
+                f"{node}: '{lora_name}' does not fit this model: its '{key}' has shape "
+                f"{tuple(converted[key].shape)}, but a LoRA's alpha is one number (shape ()). The file is "
+                "broken or not a LoRA; choose another LoRA file.")
+
+
+def _target_shape(weights: dict, patch_key):
+    """(model key, shape the patch must have, rows note) of one patch key: key or (key, (dim, start, size)[, fn])."""
+    key, offset = (patch_key, None) if isinstance(patch_key, str) else (patch_key[0], patch_key[1])
+    if key not in weights:
+        return key, None, ""
+    shape = list(weights[key].shape)
+    if offset is None:
+        return key, tuple(shape), ""
+    dim, start, size = offset
+    note = f" rows {start}..{start + size}" if dim == 0 else f" (dim {dim}, {start}..{start + size})"
+    if start + size > shape[dim]:
+        return key, None, note
+    shape[dim] = size
+    return key, tuple(shape), note
+
+
+def _patch_mismatch(patch, shape, source: dict, file_keys: set):
+    """(file key, its shape, expected shape) of the first part of patch that does not fit shape, or None."""
+    def name_of(t, fallback):
+        return next((k for k in sorted(file_keys) if source.get(k) is t), fallback)
+
+    if isinstance(patch, LoRAAdapter):
+        up, down, alpha, mid, dora_scale, reshape = patch.weights
+        shape = tuple(reshape.tolist()) if reshape is not None else shape
+        out, inp = shape[0], math.prod(shape[1:])
+        up_name, down_name = name_of(up, "lora up"), name_of(down, "lora down")
+        if up.shape[0] != out:
+            return up_name, tuple(up.shape), f"{out} rows (the layer's outputs)"
+        if mid is None:
+            if up[0].numel() != down.shape[0]:
+                return down_name, tuple(down.shape), f"{up[0].numel()} rows (the rank of '{up_name}')"
+            if down[0].numel() != inp:
+                return down_name, tuple(down.shape), f"{inp} columns (the layer's inputs)"
+        return None
+    if isinstance(patch, tuple) and len(patch) == 2 and patch[0] in ("diff", "set"):
+        t = patch[1][0]
+        if tuple(t.shape) != tuple(shape):
+            return name_of(t, patch[0]), tuple(t.shape), f"shape {tuple(shape)} (the layer's)"
+    return None  # LoHa, LoKr, OFT, ...: ComfyUI's own adapters compute their shapes
+
+
+def _check_shapes(node: str, family: Family, model, lora_name: str, converted: dict, key_map: dict, patches: dict):
+    """Every mapped patch against the layer it adapts: up/down (rank, outputs, inputs), diff, diff_b, set."""
+    weights = dict(model.model.named_parameters())
+    weights.update(model.model.named_buffers())
+    file_keys_of = {}  # patch key -> the file keys of the LoRA layer it comes from
+    for x, target in key_map.items():
+        keys = {k for k in converted if k.startswith(x + ".")}
+        file_keys_of[target] = keys
+        base = target if isinstance(target, str) else target[0]
+        if base.endswith(".weight"):
+            file_keys_of[base.removesuffix(".weight") + ".bias"] = keys
+    bad = []
+    for patch_key, patch in patches.items():
+        key, shape, rows = _target_shape(weights, patch_key)
+        file_keys = file_keys_of.get(patch_key, set())
+        if shape is None:
+            bad.append((sorted(file_keys)[:1] or [str(patch_key)], None, None, f"'{key}'{rows}"))
+            continue
+        mismatch = _patch_mismatch(patch, shape, converted, file_keys)
+        if mismatch is not None:
+            bad.append(([mismatch[0]], mismatch[1], mismatch[2], f"'{key}'{rows} of shape {shape}"))
+    if bad:
+        bad.sort(key=lambda b: b[0])
+        (file_key,), got, wanted, layer = bad[0]
+        what = (f"has shape {got}, but the layer it adapts, {layer}, needs {wanted}" if got is not None
+                else f"adapts {layer}, which this model's layer is too small for")
+        raise ValueError(
+            f"{node}: '{lora_name}' does not fit this {family.name} model: its '{file_key}' {what}"
+            f"{f' ({len(bad)} of its {len(patches)} patches do not fit)' if len(bad) > 1 else ''}. It is a LoRA "
+            f"for another model, or for another size of {family.name} (other hidden width or depth); "
+            f"choose a LoRA trained for this model.")
 
 
 def every_step(model, lora: MappedLora, strength: float):
@@ -58,7 +150,7 @@ def every_step(model, lora: MappedLora, strength: float):
     return patched
 
 
-def _patch_lists(lora: MappedLora, strength: float) -> dict:
+def patch_lists(lora: MappedLora, strength: float) -> dict:
     """{weight key: [ComfyUI patch tuple]} as ModelPatcher.add_patches builds them."""
     out = {}
     for k, adapter in lora.patches.items():
@@ -99,11 +191,17 @@ def _compute_dtype(base_model):
     return getattr(base_model, "manual_cast_dtype", None) or base_model.get_dtype()
 
 
-def while_taca_acts(node: str, model, lora: MappedLora, strength: float):
-    """A clone of model whose LoRA acts only in the model calls where TACA applies gamma."""
+def while_taca_acts(node: str, model, lora: MappedLora, strength: float, family: Family = None):
+    """A clone of model whose LoRA acts only in the model calls where TACA applies gamma.
+
+    A family's cross-step activation cache (family.no_step_cache) is turned off: it would keep what
+    the LoRA computed inside the window for the steps after it.
+    """
     switched = model.clone()
+    if family is not None and family.no_step_cache:
+        switched.model_options["transformer_options"].update(copy.deepcopy(family.no_step_cache))
     gate = LoraGate()
-    patches = _patch_lists(lora, strength)
+    patches = patch_lists(lora, strength)
     model_keys = switched.model.state_dict().keys()
     layers = {}
     for key, plist in patches.items():
@@ -123,16 +221,38 @@ def while_taca_acts(node: str, model, lora: MappedLora, strength: float):
     return switched
 
 
+def file_fingerprint(lora_name: str):
+    """What ComfyUI's cache compares to know the file under lora_name changed: its size and mtime."""
+    path = folder_paths.get_full_path("loras", lora_name)
+    if path is None:
+        return ("missing", lora_name)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("missing", lora_name)
+    return (lora_name, st.st_size, st.st_mtime_ns)
+
+
 def load_taca_lora(node: str, model, lora_name: str, strength: float, every_step_mode: bool):
     """model with the TACA LoRA `lora_name` (in models/loras): on every step, or only while TACA acts."""
     family = require_taca_can_act(node, model)
+    if not math.isfinite(strength):
+        raise ValueError(f"{node}: strength must be a finite number (official: 1.0; 0 leaves the model "
+                         f"unchanged), got {strength}. Set strength to a number.")
     if strength == 0:
         return model.clone()
+    path = folder_paths.get_full_path("loras", lora_name)
+    if path is None:
+        raise ValueError(f"{node}: LoRA file '{lora_name}' is not in ComfyUI's models/loras folder (deleted or "
+                         "renamed since the prompt was queued?). Put it back, or pick another in lora_name.")
     try:
-        lora_sd = load_lora_state_dict(folder_paths.get_full_path_or_raise("loras", lora_name))
+        lora_sd = load_lora_state_dict(path)
     except LoraFileError as e:
         raise ValueError(f"{node}: {e}") from None
+    except OSError as e:  # deleted or unreadable between the check and the read
+        raise ValueError(f"{node}: LoRA file '{lora_name}' could not be read ({e}). Put it back, or pick "
+                         "another in lora_name.") from None
     lora = map_lora(node, family, model, lora_sd, lora_name)
     if every_step_mode:
         return every_step(model, lora, strength)
-    return while_taca_acts(node, model, lora, strength)
+    return while_taca_acts(node, model, lora, strength, family)

@@ -4,6 +4,7 @@ import re
 import struct
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 PICKLE_MAGIC = (b"\x80",)       # a raw pickle stream (protocol 2+)
@@ -39,12 +40,33 @@ def _check_header(path: Path):
 
 
 def load_lora_state_dict(path) -> dict:
+    """The file's tensors; a LoraFileError for a pickle, a corrupt file or a tensor holding NaN or inf."""
     path = Path(path)
     _check_header(path)
     try:
-        return load_file(str(path), device="cpu")
+        sd = load_file(str(path), device="cpu")
     except Exception as e:  # safetensors' error type differs across its versions
         raise LoraFileError(f"'{path.name}' is a corrupt safetensors file ({e}); download it again.") from None
+    bad = first_non_finite(sd)
+    if bad is not None:
+        raise LoraFileError(
+            f"'{path.name}' holds non-finite values (NaN or inf) in '{bad}'; it would turn the image into NaN. "
+            "A diverged training run or a broken conversion wrote it: use an earlier checkpoint of this LoRA "
+            "or train it again.")
+    return sd
+
+
+def first_non_finite(sd: dict):
+    """The first key (in sorted order) whose floating-point tensor holds NaN or inf, or None."""
+    for key in sorted(sd):
+        t = sd[key]
+        if not t.is_floating_point():
+            continue
+        if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+            t = t.float()  # fp8: isfinite is not implemented for it everywhere
+        if not bool(torch.isfinite(t).all()):
+            return key
+    return None
 
 
 def lora_layer_names(keys) -> set:

@@ -84,21 +84,28 @@ class TacaAttentionOverride:
 
     call: the TacaCall to apply; None (what the wrapper installs) reads CURRENT_CALL on every
     attention call and passes the call through unchanged when there is none.
+    layer_attention: (transformer_options) -> the attention function the calling layer prefers, or
+    None. ComfyUI runs a layer's preferred attention (a checkpoint's per-layer backend, 0.37+) only
+    when no override is set, and never shows it to one; with no override below TACA's, TACA runs that
+    function where ComfyUI would have, so its pass-through stays what the unpatched model computes.
     replay: the TacaCall (or None) of the one model call whose transformer_options hold this override.
     Gradient checkpointing (Train LoRA's default) recomputes a block during backward, after the wrapper
     has reset CURRENT_CALL (and, on a GPU, in autograd's own thread): the recompute reaches this override
     through the same transformer_options and finds CURRENT_CALL idle, so it decides as the forward did.
     """
 
-    def __init__(self, call: TacaCall = None, previous=None, replay: TacaCall = None):
+    def __init__(self, call: TacaCall = None, previous=None, layer_attention=None, replay: TacaCall = None):
         self.call = call
         self.previous = previous
+        self.layer_attention = layer_attention if previous is None else None
         self.replay = replay
 
     def _next(self, func, *args, **kwargs):
         return call_next(self.previous, func, *args, **kwargs)
 
     def __call__(self, func, q, k, v, *rest, **kwargs):
+        if self.layer_attention is not None:
+            func = self.layer_attention(kwargs.get("transformer_options") or {}) or func
         call = self.call
         if call is None:
             call = CURRENT_CALL.get()

@@ -5,5 +5,5 @@ token sequence; schedule: when gamma acts; probe: the image->text attention shar
 as a gated branch beside a Linear layer.
 """
 from .attention import dense_taca_attention, taca_attention, taca_split_attention
-from .layout import TokenLayout
+from .layout import TargetRowsLayout, TokenLayout
 from .schedule import PAPER_GAMMA, PAPER_TIMESTEP_CUTOFF, TacaSchedule, paper_timestep

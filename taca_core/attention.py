@@ -5,18 +5,22 @@ text-key logits by gamma equals letting the image queries attend to keys whose
 text span is scaled by gamma. Text-stream queries attend to the original keys.
 
 The text span may sit anywhere in the keys (first, last, after register tokens,
-in the middle), and there may be fewer queries than keys (KV-cached calls). The
+in the middle), the text keys may be several spans (Qwen-Image 2.1 splices
+reference images into its text), and there may be fewer queries than keys
+(KV-cached calls, or only the target rows of a block-causal model). The
 query rows split into at most three contiguous pieces (image rows before the
 text rows, the text rows, image rows after them); each piece is one fused
 attention call, so the FLOPs are those of one call, plus one copy of K
 (O(tokens) extra memory).
 """
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
 Span = Tuple[int, int]  # [start, stop) token positions
+# text_keys: one Span, or a tuple of Spans (in order, not overlapping)
+Spans = Union[Span, Tuple[Span, ...]]
 
 # attend(q, k, v, mask) -> out, for the query rows of q against all keys.
 AttendFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
@@ -26,11 +30,21 @@ def _sdpa(q, k, v, mask):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def scale_keys(k: torch.Tensor, span: Span, gamma: float, token_dim: int) -> torch.Tensor:
-    """A copy of k with the tokens in span multiplied by gamma."""
-    start, stop = span
-    before, text, after = k.split([start, stop - start, k.shape[token_dim] - stop], dim=token_dim)
-    return torch.cat((before, text * gamma, after), dim=token_dim)
+def as_spans(text_keys: Spans) -> Tuple[Span, ...]:
+    """text_keys as a tuple of spans: a single (start, stop) becomes a 1-tuple."""
+    if len(text_keys) == 2 and all(isinstance(i, int) for i in text_keys):
+        return (tuple(text_keys),)
+    return tuple(tuple(s) for s in text_keys)
+
+
+def scale_keys(k: torch.Tensor, text_keys: Spans, gamma: float, token_dim: int) -> torch.Tensor:
+    """A copy of k with the tokens in the text span(s) multiplied by gamma."""
+    pieces, pos = [], 0
+    for start, stop in as_spans(text_keys):
+        pieces += [k.narrow(token_dim, pos, start - pos), k.narrow(token_dim, start, stop - start) * gamma]
+        pos = stop
+    pieces.append(k.narrow(token_dim, pos, k.shape[token_dim] - pos))
+    return torch.cat(pieces, dim=token_dim)
 
 
 def mask_rows(mask: Optional[torch.Tensor], rows: Span, n_queries: int):
@@ -43,29 +57,39 @@ def mask_rows(mask: Optional[torch.Tensor], rows: Span, n_queries: int):
     return mask[..., rows[0]:rows[1], :]
 
 
-def _check_span(name: str, span: Span, n: int):
+def _check_span(name: str, span: Span, n: int, start_at: int = 0):
     start, stop = span
-    if not 0 <= start <= stop <= n:
-        raise ValueError(f"TACA: {name} {span} does not fit in {n} tokens")
+    if not start_at <= start <= stop <= n:
+        raise ValueError(f"TACA: {name} {span} does not fit in {n} tokens"
+                         + (f" after the span before it (ending at {start_at})" if start_at else ""))
 
 
-def taca_split_attention(attend: AttendFn, q, k, v, *, text_keys: Span, text_queries: Span, gamma: float,
+def _check_spans(text_keys: Spans, n: int) -> Tuple[Span, ...]:
+    spans, end = as_spans(text_keys), 0
+    for span in spans:
+        _check_span("text_keys", span, n, end)
+        end = span[1]
+    return spans
+
+
+def taca_split_attention(attend: AttendFn, q, k, v, *, text_keys: Spans, text_queries: Span, gamma: float,
                          token_dim: int, out_token_dim: int, mask=None) -> torch.Tensor:
     """TACA through any attention function, for any tensor layout.
 
-    text_keys: the key positions whose logits image queries see multiplied by gamma (the text).
+    text_keys: the key positions whose logits image queries see multiplied by gamma (the text):
+      one span, or a tuple of spans in order (text with reference images between its parts).
     text_queries: the query rows left untouched (the text stream: text, and any register
       tokens beside it); every other query row is an image query. With fewer queries than
       keys (KV cache), these are positions among the queries.
     token_dim: the token axis of q/k/v; out_token_dim: the token axis of attend's output.
     """
     nq, nk = q.shape[token_dim], k.shape[token_dim]
-    _check_span("text_keys", text_keys, nk)
+    spans = _check_spans(text_keys, nk)
     _check_span("text_queries", text_queries, nq)
     t0, t1 = text_queries
-    if gamma == 1.0 or text_keys[0] == text_keys[1] or (t0 == 0 and t1 == nq):
+    if gamma == 1.0 or all(a == b for a, b in spans) or (t0 == 0 and t1 == nq):
         return attend(q, k, v, mask)
-    k_scaled = scale_keys(k, text_keys, gamma, token_dim)
+    k_scaled = scale_keys(k, spans, gamma, token_dim)
     outs = []
     for rows, keys in (((0, t0), k_scaled), ((t0, t1), k), ((t1, nq), k_scaled)):
         if rows[1] > rows[0]:
@@ -74,32 +98,43 @@ def taca_split_attention(attend: AttendFn, q, k, v, *, text_keys: Span, text_que
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=out_token_dim)
 
 
-def taca_attention(q, k, v, *, text_keys: Span, gamma: float, text_queries: Optional[Span] = None, mask=None,
+def _default_text_queries(text_keys: Spans, text_queries: Optional[Span]) -> Span:
+    if text_queries is not None:
+        return text_queries
+    spans = as_spans(text_keys)
+    if len(spans) != 1:
+        raise ValueError("TACA: text_queries must be given when the text keys are several spans")
+    return spans[0]
+
+
+def taca_attention(q, k, v, *, text_keys: Spans, gamma: float, text_queries: Optional[Span] = None, mask=None,
                    attend: AttendFn = _sdpa) -> torch.Tensor:
     """TACA attention on [batch, heads, tokens, head_dim] tensors.
 
-    text_queries defaults to text_keys (queries and keys are the same tokens).
+    text_keys: a span (start, stop) or a tuple of spans. text_queries defaults to text_keys when
+    that is one span (queries and keys are the same tokens); (0, 0): every query row is an image row.
     mask: boolean (True = attend) or additive, broadcastable to [batch, heads, queries, keys],
     as for F.scaled_dot_product_attention.
     """
     return taca_split_attention(attend, q, k, v, text_keys=text_keys,
-                                text_queries=text_keys if text_queries is None else text_queries,
+                                text_queries=_default_text_queries(text_keys, text_queries),
                                 gamma=gamma, token_dim=2, out_token_dim=2, mask=mask)
 
 
-def dense_taca_attention(q, k, v, *, text_keys: Span, gamma: float, text_queries: Optional[Span] = None,
+def dense_taca_attention(q, k, v, *, text_keys: Spans, gamma: float, text_queries: Optional[Span] = None,
                          mask=None) -> torch.Tensor:
     """Reference: materialises the logits, as the official code does. For tests and benchmarks.
 
     Same arguments as taca_attention; every query row outside text_queries gets the logits of
     the keys in text_keys multiplied by gamma.
     """
-    text_queries = text_keys if text_queries is None else text_queries
+    text_queries = _default_text_queries(text_keys, text_queries)
     logits = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
     image_rows = torch.ones(q.shape[-2], dtype=torch.bool, device=q.device)
     image_rows[text_queries[0]:text_queries[1]] = False
     text_cols = torch.zeros(k.shape[-2], dtype=torch.bool, device=q.device)
-    text_cols[text_keys[0]:text_keys[1]] = True
+    for start, stop in as_spans(text_keys):
+        text_cols[start:stop] = True
     factor = torch.where(image_rows[:, None] & text_cols[None, :], gamma, 1.0).to(logits.dtype)
     logits = logits * factor
     if mask is not None:

@@ -9,6 +9,8 @@ An attention call is joint when its keys are exactly that sequence. Its queries 
 the same tokens, or (KV cache: FluxKVCache appends cached reference keys) a prefix of the keys
 that still holds the whole text stream. Shorter calls (refiners, image-only or text-only
 attention) are not joint; anything else is an unexpected shape, left alone and reported.
+Causal-prefix models hand only their generation rows to attention (GenerationRowsLayout,
+TargetRowsLayout: the latter with the text in several spans).
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -69,3 +71,40 @@ class GenerationRowsLayout(TokenLayout):
         if n_keys == self.total and n_queries == n_keys - self.text_stream[1]:
             return JOINT, (self.text_keys, (0, 0))
         return UNEXPECTED, None
+
+
+@dataclass(frozen=True)
+class TargetRowsLayout:
+    """A block-causal sequence [text, with reference images between its parts | target image] (Qwen-Image 2.1).
+
+    Its model attends segment by segment: text runs causally, a reference sees what comes before it,
+    and the target image, last, sees everything. Only that last call is joint: its queries are the
+    target rows and its keys the whole sequence, whether the prefix was just computed or read back
+    from a prefix cache. None of its query rows is text: each gets gamma on every text span. The
+    text and reference calls (shorter keys) are left alone, so nothing TACA does reaches a cached
+    prefix. Same interface as TokenLayout (text, total, classify, describe).
+    """
+    text_spans: Tuple[Span, ...]  # positions of the text parts among the prefix, in order
+    prefix: int                   # tokens before the target: text parts and reference images
+    target: int                   # target image tokens, last
+
+    @property
+    def text(self) -> int:
+        return sum(stop - start for start, stop in self.text_spans)
+
+    @property
+    def total(self) -> int:
+        return self.prefix + self.target
+
+    def classify(self, n_queries: int, n_keys: int):
+        if n_keys < self.total:
+            return NOT_JOINT, None
+        if n_keys == self.total and n_queries == self.target:
+            return JOINT, (self.text_spans, (0, 0))
+        return UNEXPECTED, None
+
+    def describe(self) -> str:
+        refs = self.prefix - self.text
+        parts = [("text", self.text), ("reference", refs), ("target image", self.target)]
+        spans = f" (text in {len(self.text_spans)} spans)" if len(self.text_spans) > 1 else ""
+        return " + ".join(f"{n} {kind}" for kind, n in parts if n) + f" = {self.total} tokens{spans}"

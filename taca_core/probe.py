@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .attention import scale_keys
+from .attention import as_spans, scale_keys
 
 
 def text_indicator(k: torch.Tensor, text_keys: tuple) -> torch.Tensor:
-    """[..., keys, 1]: 1 on the text keys, 0 elsewhere."""
-    start, end = text_keys
+    """[..., keys, 1]: 1 on the text keys (one span or a tuple of spans), 0 elsewhere."""
     ind = torch.zeros(*k.shape[:-1], 1, dtype=k.dtype, device=k.device)
-    ind[..., start:end, :] = 1
+    for start, end in as_spans(text_keys):
+        ind[..., start:end, :] = 1
     return ind
 
 
@@ -26,7 +26,7 @@ def image_text_share(q, k, text_keys: tuple, text_queries: tuple, gamma: float =
                      scale=None) -> float:
     """Mean over the image queries (batch and heads too) of the attention mass on the text keys.
 
-    q: [B, H, queries, D]; k: [B, H, keys, D]; text_keys: (start, end) of the text in k;
+    q: [B, H, queries, D]; k: [B, H, keys, D]; text_keys: (start, end) of the text in k, or a tuple of them;
     text_queries: (start, end) of the query rows that are not image queries (the text stream);
     mask: broadcastable to [B, H, queries, keys] (bool: True = attend, or additive).
     """

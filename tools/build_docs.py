@@ -38,7 +38,8 @@ def input_line(inp) -> str:
     if lo is not None and hi is not None:
         facts.append(f"range {_value(lo)}–{_value(hi)}")
     options = getattr(inp, "options", None)
-    if options and len(options) <= 6 and all(isinstance(o, str) for o in options):
+    # fixed choices only (they have a default); a file list (lora_name) depends on the install
+    if options and getattr(inp, "default", None) is not None and all(isinstance(o, str) for o in options):
         facts.append("one of " + ", ".join(f"`{o}`" for o in options))
     if getattr(inp, "optional", False):
         facts.append("optional")

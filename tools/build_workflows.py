@@ -7,7 +7,8 @@ the template named in extra.taca.template), flattened (no subgraph, no optional 
 nodes in the model chain: its core nodes, its model file names, and on every loader its `properties.models`
 ({name, url, directory}, as the templates carry them), so the frontend offers the downloads. Paper defaults in
 the TACA widgets; a Note in each graph. extra.taca.requires names the oldest tested ComfyUI that has the
-model, where that is newer than the oldest tested release.
+model, where that is newer than the oldest tested release (and, with model_file, the file of a backport that
+brings it to an older tree).
 """
 import json
 from pathlib import Path
@@ -50,6 +51,9 @@ IO = {
                       [("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")]),
     "SaveLoRA": ([("lora", "LORA_MODEL")], []),
     "LossGraphNode": ([("loss", "LOSS_MAP")], []),
+    "TextEncodeQwenImage21": ([("clip", "CLIP"), ("vae", "VAE")],
+                              [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent", "LATENT")]),
+    "QwenImage21Cache": ([("model", "MODEL")], [("MODEL", "MODEL")]),
     "Note": ([], []),
 }
 PAPER = [1.2, 970]  # TACAModelPatch: gamma, timestep_cutoff
@@ -107,6 +111,11 @@ FLUX2_DEV = {  # image_flux2_text_to_image; its VAE, FLUX.2-small-decoder, loads
     "clip": model("text_encoders", "Comfy-Org/flux2-dev",
                   "split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors"),
     "vae": model("vae", "Comfy-Org/flux2-dev", "split_files/vae/flux2-vae.safetensors"),
+}
+QWEN_IMAGE_21 = {  # image_qwen_image_2_1_t2i
+    "unet": model("diffusion_models", "Comfy-Org/Qwen-Image-2.1", "diffusion_models/qwen_image_2.1_int8_convrot.safetensors"),
+    "clip": model("text_encoders", "Comfy-Org/Qwen-Image-2.1", "text_encoders/qwen3vl_8b_int8_convrot.safetensors"),
+    "vae": model("vae", "Comfy-Org/Qwen-Image-2.1", "vae/qwen_image_2.1_vae_bf16.safetensors"),
 }
 
 
@@ -453,6 +462,38 @@ def sd35_train():
     return g
 
 
+def qwen_image_21():
+    """image_qwen_image_2_1_t2i without its optional prompt enhancer (TextGenerate): 25 steps, cfg 1, euler,
+    1024x1024, the prefix cache node at its defaults. ComfyUI releases have the model from 0.37.0; the
+    tests also run it on 0.33.0 with the model backported (model_file)."""
+    requires = {"comfyui": "0.37.0", "why": "older ComfyUI releases have no Qwen-Image 2.1",
+                "model_file": "comfy/ldm/qwen_image21/model.py"}
+    g = Graph("image_qwen_image_2_1_t2i", requires)
+    unet = g.loader("UNETLoader", [QWEN_IMAGE_21["unet"]], ["default"], (0, 0), (320, 82))
+    clip = g.loader("CLIPLoader", [QWEN_IMAGE_21["clip"]], ["qwen_image", "default"], (0, 120), (320, 106))
+    vae = g.loader("VAELoader", [QWEN_IMAGE_21["vae"]], [], (0, 270), (320, 58))
+    encode = g.add("TextEncodeQwenImage21", [
+        "A red fox in a yellow raincoat holding a blue umbrella, standing left of a green mailbox on a rainy "
+        "street, a sign reading \"TACA\" above the door behind them", "", 1024], (360, 360), (400, 260))
+    g.link(clip, 0, encode, "clip")
+    cache = g.add("QwenImage21Cache", ["auto", "default"], (360, 0), (320, 82))
+    g.link(unet, 0, cache, "model")
+    taca = taca_chain(g, cache, pos=(720, 0))
+    latent = g.add("EmptyLatentImage", [1024, 1024, 1], (360, 670), (320, 106))
+    ks = g.add("KSampler", [42, "fixed", 25, 1.0, "euler", "simple", 1.0], (800, 360), (320, 262))
+    g.link(taca, 0, ks, "model")
+    g.link(encode, 0, ks, "positive")
+    g.link(encode, 1, ks, "negative")
+    g.link(latent, 0, ks, "latent_image")
+    decode_and_save(g, ks, vae, 1140, 360, "TACA_qwen_image_2.1")
+    note = files_note("Qwen-Image 2.1", QWEN_IMAGE_21.values(), requires) + (
+        "\n\nTACA acts on the target image's attention to every text token only, never on the text and "
+        "reference-image tokens that the Qwen Image 2.1 Cache node keeps from the first step: the cache stays "
+        "on and gives the same image as without it. A TACA LoRA in 'while TACA acts' mode turns that cache off.")
+    g.add("Note", [note], (-380, 0), (340, 480))
+    return g
+
+
 WORKFLOWS = {
     "taca_flux1_dev": lambda: flux(False),
     "taca_flux1_dev_lora": lambda: flux(True),
@@ -469,6 +510,7 @@ WORKFLOWS = {
     "taca_krea2_turbo": krea2_turbo,
     "taca_flux2_dev": flux2_dev,
     "taca_sd3.5_medium_train_lora": sd35_train,
+    "taca_qwen_image_2.1": qwen_image_21,
 }
 
 if __name__ == "__main__":

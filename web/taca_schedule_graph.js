@@ -1,14 +1,15 @@
 // What the frontend can read from the graph about the sampling a TACA node's model goes through: the
-// sampler it feeds (downstream along MODEL links), that sampler's schedule inputs, the ModelSampling*
-// node on its model chain, and the model family (loader file name, CLIP loader type). Returns a plain
-// "spec" (JSON-able, so the preview redraws only when it changes); taca_schedule_math.js turns it into steps.
-import { modelSamplingFluxShift } from "./taca_schedule_math.js";
+// sampler it feeds (downstream along MODEL links), that sampler's schedule inputs (its widgets, or the
+// sigmas nodes feeding it), the ModelSampling* node on its model chain, the loader's file name and the
+// CLIP loader's type. Returns plain facts (JSON, so the preview asks again only when they change); the
+// pack's server route (taca_comfy/preview.py) turns them into ComfyUI's own sigmas and TACA's steps.
 
 const KSAMPLERS = new Set(["KSampler", "KSamplerAdvanced"]);
 const BYPASS = 4, NEVER = 2;  // LiteGraph node modes
 const PASS_THROUGH = new Set(["Reroute", "ComfySwitchNode"]);
-const CLIP_LOADERS = new Set(["CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "QuadrupleCLIPLoader",
-                              "CLIPLoaderGGUF", "DualCLIPLoaderGGUF"]);
+// A CLIP loader: makes a CLIP without taking one (CLIPLoader, DualCLIPLoader, GGUF loaders, checkpoints)
+const isClipLoader = (n) => (n.outputs ?? []).some((o) => o.type === "CLIP") &&
+                            !(n.inputs ?? []).some((i) => i.type === "CLIP");
 
 function linkOf(graph, id) {
   if (id == null) return null;
@@ -68,30 +69,15 @@ function modelParent(graph, node) {
   return inputSource(graph, node, name)?.node ?? null;
 }
 
-const SAMPLING_NODES = {
-  ModelSamplingFlux: (g, n) => ({ kind: "flux", multiplier: 1, shift: modelSamplingFluxShift(
-    Number(widgetValue(g, n, "max_shift")), Number(widgetValue(g, n, "base_shift")),
-    Number(widgetValue(g, n, "width")), Number(widgetValue(g, n, "height"))) }),
-  ModelSamplingSD3: (g, n) => ({ kind: "flow", multiplier: 1000, shift: Number(widgetValue(g, n, "shift")) }),
-  ModelSamplingAuraFlow: (g, n) => ({ kind: "flow", multiplier: 1, shift: Number(widgetValue(g, n, "shift")) }),
-};
-
-// Family from a file name; most specific first (FLUX.1 Krea before Krea 2, schnell before FLUX.1).
-const FILE_FAMILIES = [
-  [/qwen[-_ ]?image/, "qwen_image"], [/z[-_ ]?image/, "z_image"], [/lumina/, "lumina2"],
-  [/flux[-_ .]?1[-_ .]?krea/, "flux1"], [/krea[-_ ]?2/, "krea2"], [/flux[-_ .]?2/, "flux2"],
-  [/schnell/, "flux1_schnell"], [/flux/, "flux1"], [/sd[-_ ]?3|stable[-_ ]?diffusion[-_ ]?3/, "sd3"],
-  [/chroma/, "chroma"], [/hidream/, "hidream"], [/hunyuan[-_ ]?image/, "hunyuan_image"],
-  [/omnigen[-_ ]?2/, "omnigen2"], [/aura[-_ ]?flow/, "aura"],
-];
-// CLIP loader "type" -> family (the names of nodes.py's CLIPLoader / DualCLIPLoader lists)
-const CLIP_TYPES = { sd3: "sd3", flux: "flux1", flux2: "flux2", qwen_image: "qwen_image", krea2: "krea2",
-                     lumina2: "lumina2", chroma: "chroma", hidream: "hidream", hunyuan_image: "hunyuan_image",
-                     omnigen2: "omnigen2" };
-
-function fileFamily(name) {
-  const s = String(name ?? "").toLowerCase();
-  return FILE_FAMILIES.find(([re]) => re.test(s))?.[1] ?? null;
+// A node's widget values by name (links from primitives and switches followed), for the server to run it
+function widgetValues(graph, node) {
+  const out = {};
+  for (const w of node.widgets ?? []) {
+    if (!w.name || /control_after_generate/.test(w.name)) continue;
+    const v = widgetValue(graph, node, w.name);
+    if (["number", "string", "boolean"].includes(typeof v)) out[w.name] = v;
+  }
+  return out;
 }
 
 function loaderFile(node) {
@@ -110,7 +96,7 @@ function clipLoaderNear(graph, start) {
         const l = linkOf(graph, i.link);
         const m = l && graph.getNodeById(l.origin_id);
         if (!m || seen.has(m.id)) continue;
-        if (CLIP_LOADERS.has(m.type)) return m;
+        if (isClipLoader(m)) return m;
         seen.add(m.id);
         next.push(m);
       }
@@ -121,33 +107,20 @@ function clipLoaderNear(graph, start) {
 }
 
 // Walk up from the sampler's model: the nearest ModelSampling* node (the last one applied wins), the
-// loader at the top; then the family, and how it was inferred.
+// loader at the top, and the CLIP loader nearest the sampler.
 function modelInfo(graph, modelHolder, sampler) {
-  let sampling = null, samplingNode = null, loader = null;
+  let sampling = null, loader = null;
   const seen = new Set();
   for (let n = modelParent(graph, modelHolder); n && !seen.has(n.id); n = modelParent(graph, n)) {
     seen.add(n.id);
-    if (!sampling && n.mode !== BYPASS && SAMPLING_NODES[n.type]) {
-      sampling = SAMPLING_NODES[n.type](graph, n);
-      samplingNode = n.type;
+    if (!sampling && n.mode !== BYPASS && /^ModelSampling/.test(n.type)) {
+      sampling = { node: n.type, inputs: widgetValues(graph, n) };
     }
     if (!(n.inputs ?? []).some((i) => i.type === "MODEL" || PASS_THROUGH.has(n.type))) loader = n;
   }
-  let family = null, how = null;
-  const file = loader && loaderFile(loader);
-  if (file && fileFamily(file)) {
-    family = fileFamily(file); how = `file ${file}`;
-  }
   const clip = clipLoaderNear(graph, sampler);
-  const clipType = clip && (clip.type === "TripleCLIPLoader" ? "sd3" : clip.type === "QuadrupleCLIPLoader"
-    ? "hidream" : widgetValue(graph, clip, "type"));
-  if (!family && clipType && CLIP_TYPES[clipType]) {
-    family = CLIP_TYPES[clipType];
-    // Z-Image's templates load its Qwen3 encoder as type lumina2
-    if (family === "lumina2" && /qwen/i.test(loaderFile(clip) ?? "")) family = "z_image";
-    how = `${clip.type} type ${clipType}`;
-  }
-  return { family, how, sampling, samplingNode };
+  const clipType = clip && (widgetValue(graph, clip, "type") ?? clip.type);
+  return { file: loader && loaderFile(loader), clip: clip ? `${clipType} ${loaderFile(clip) ?? ""}` : null, sampling };
 }
 
 // --- the sampler's schedule --------------------------------------------------------------------------
@@ -157,43 +130,23 @@ function num(v) {
   return Number.isFinite(x) ? x : null;
 }
 
-// A SIGMAS input, resolved to a description the math can replay; null when not previewable.
+// A SIGMAS input: the node feeding it, its widgets, its own sigmas and model inputs; the server runs it.
 function sigmasSpec(graph, node, name, depth = 0) {
   const src = depth < 6 ? inputSource(graph, node, name) : null;
   if (!src) return null;
-  const n = src.node, g = (w) => widgetValue(graph, n, w);
-  switch (n.type) {
-    case "BasicScheduler":
-      return { type: "basic", scheduler: g("scheduler"), steps: num(g("steps")), denoise: num(g("denoise")),
-               model: modelInfo(graph, n, n) };
-    case "BetaSamplingScheduler":
-      return { type: "beta", steps: num(g("steps")), alpha: num(g("alpha")), beta: num(g("beta")),
-               model: modelInfo(graph, n, n) };
-    case "Flux2Scheduler":
-      return { type: "flux2", steps: num(g("steps")), width: num(g("width")), height: num(g("height")) };
-    case "KarrasScheduler": case "ExponentialScheduler": case "PolyexponentialScheduler":
-      return { type: n.type, steps: num(g("steps")), sigma_max: num(g("sigma_max")),
-               sigma_min: num(g("sigma_min")), rho: num(g("rho")) };
-    case "SplitSigmas": case "SplitSigmasDenoise": {
-      const inner = sigmasSpec(graph, n, "sigmas", depth + 1);
-      return inner && { type: n.type, slot: src.slot, step: num(g("step")), denoise: num(g("denoise")), inner };
-    }
-    default:
-      return { type: "unknown", node: n.type };
-  }
+  const n = src.node, typed = (type) => (n.inputs ?? []).find((i) => i.type === type);
+  return { node: n.type, slot: src.slot, inputs: widgetValues(graph, n),
+           sigmas: typed("SIGMAS") ? sigmasSpec(graph, n, typed("SIGMAS").name, depth + 1) : undefined,
+           model: typed("MODEL") ? modelInfo(graph, n, n) : undefined };
 }
 
-function samplerSpec(graph, { sampler, modelHolder }) {
+function samplerSpec(graph, { sampler }) {
   const g = (w) => widgetValue(graph, sampler, w);
-  if (KSAMPLERS.has(sampler.type)) {
-    const adv = sampler.type === "KSamplerAdvanced";
-    return { node: sampler.type, modelHolder, schedule: {
-      type: "ksampler", steps: num(g("steps")), scheduler: g("scheduler"), sampler: g("sampler_name"),
-      denoise: adv ? 1.0 : num(g("denoise")),
-      start: adv ? num(g("start_at_step")) : null, end: adv ? num(g("end_at_step")) : null } };
-  }
-  // SamplerCustom, or SamplerCustomAdvanced whose model is its guider's
-  return { node: sampler.type, modelHolder, schedule: sigmasSpec(graph, sampler, "sigmas") };
+  if (!KSAMPLERS.has(sampler.type)) return { node: sampler.type, sigmas: sigmasSpec(graph, sampler, "sigmas") };
+  const adv = sampler.type === "KSamplerAdvanced";
+  return { node: sampler.type, steps: num(g("steps")), scheduler: g("scheduler"), sampler_name: g("sampler_name"),
+           denoise: adv ? 1.0 : num(g("denoise")), start: adv ? num(g("start_at_step")) : null,
+           end: adv ? num(g("end_at_step")) : null };
 }
 
 // The samplers a node's MODEL output reaches, breadth first, through model patches, LoRA loaders,
@@ -226,13 +179,11 @@ function samplersDownstream(graph, start) {
   return found;
 }
 
-// The full spec for a TACA node: {sampler: null} when no sampler is reachable.
+// What the server needs for a TACA node: {sampler: null} when no sampler is reachable.
 export function scheduleSpec(node) {
   const graph = node.graph;
-  if (!graph) return { sampler: null };
-  const samplers = samplersDownstream(graph, node);
+  const samplers = graph ? samplersDownstream(graph, node) : [];
   if (!samplers.length) return { sampler: null };
-  const spec = samplerSpec(graph, samplers[0]);
-  return { sampler: spec.node, others: samplers.length - 1, schedule: spec.schedule,
-           model: modelInfo(graph, spec.modelHolder, samplers[0].sampler) };
+  return { sampler: samplerSpec(graph, samplers[0]), others: samplers.length - 1,
+           model: modelInfo(graph, samplers[0].modelHolder, samplers[0].sampler) };
 }

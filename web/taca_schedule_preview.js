@@ -2,16 +2,20 @@
 // downstream (KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvanced), its own steps, scheduler
 // and denoise, under the model's sampling; without one, ComfyUI's typical schedules of the main families.
 // TACA Model Patch shows its own timestep_cutoff; TACA LoRA Loader the window it follows: that of the TACA
-// Model Patch on the same model chain.
+// Model Patch on the same model chain. The steps come from the pack's server route, which asks ComfyUI
+// itself (taca_comfy/preview.py); this file reads the graph, asks (debounced, newest answer wins) and draws.
+import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
-import { PAPER_CUTOFF, samplerRows, typicalRows } from "./taca_schedule_math.js";
 import { scheduleSpec, widgetValue } from "./taca_schedule_graph.js";
 
 const PATCH = "TACAModelPatch";
 const LORA = "TACALoraLoader";
 const ON = "#e0a030", OFF = "#4a4a4a", IDLE = "#262626";
 const MAX_CELLS = 60;
-const MIN_HEIGHT = 198;  // the typical view: caption, axis, 8 rows, note
+const MIN_HEIGHT = 198, ROW_HEIGHT = 13;  // fits either view (typical: caption, axis, 8 rows, note)
+const PAPER_CUTOFF = 970, PAPER_GAMMA = 1.2;
+const ROUTE = "/taca/schedule_preview";
+const DEBOUNCE_MS = 200, TIMEOUT_MS = 8000, RETRY_MS = 5000;
 
 function el(tag, style, text, className) {
   const e = document.createElement(tag);
@@ -103,49 +107,72 @@ function note(text) {
             "taca-schedule-note");
 }
 
-function render(root, state) {
+// state: the node's caption and window; answer: the route's JSON ({mode: "sampler" | "typical", ...}),
+// or {error} when the server could not be asked or refused.
+function render(root, state, answer) {
   const cutoff = state.cutoff;
   const parts = [el("div", { margin: "1px 0" }, state.caption, "taca-schedule-caption")];
-  const data = { cutoff: String(cutoff), mode: "typical", steps: "", tacaSteps: "", scheduler: "", family: "" };
-  const rows = state.spec.sampler ? samplerRows(state.spec, cutoff) : null;
-  if (rows && !rows.error) {
+  const data = { cutoff: String(cutoff), mode: answer.mode ?? "error", steps: "", tacaSteps: "", scheduler: "",
+                 family: "" };
+  const what = state.what ?? "γ";
+  if (answer.error) {
+    parts.push(el("div", { margin: "4px 0", color: "#e07070", whiteSpace: "normal" },
+                  `schedule preview: ${answer.error}`, "taca-schedule-error"));
+  } else if (answer.mode === "sampler") {
     const steps = el("div", { margin: "2px 0", fontWeight: "bold" },
-                     `your sampler: ${rows.text} (${rows.scheduler})`, "taca-schedule-steps");
+                     `your sampler: ${answer.text} (${answer.scheduler})`, "taca-schedule-steps");
     const strip = el("div", { display: "flex", alignItems: "center", gap: "4px" });
-    strip.append(el("span", { fontSize: "9px", opacity: "0.7" }, "1"), cells(rows.window, 16),
-                 el("span", { fontSize: "9px", opacity: "0.7" }, String(rows.window.length)));
+    strip.append(el("span", { fontSize: "9px", opacity: "0.7" }, "1"), cells(answer.window, 16),
+                 el("span", { fontSize: "9px", opacity: "0.7" }, String(answer.window.length)));
     const more = state.spec.others ? ` (+${state.spec.others} more)` : "";
-    const what = state.what ?? "γ";
-    parts.push(steps, strip, axis(cutoff, rows.window), detail(rows.window, what),
-               legend(rows.window.some((w) => !w.run), what), note(`${state.spec.sampler}${more} · ${rows.model}`));
-    Object.assign(data, { mode: "sampler", steps: String(rows.window.length), scheduler: rows.scheduler,
-                          tacaSteps: rows.window.filter((w) => w.taca).map((w) => w.step).join(","),
-                          family: rows.model });
+    parts.push(steps, strip, axis(cutoff, answer.window), detail(answer.window, what),
+               legend(answer.window.some((w) => !w.run), what),
+               note(`${state.spec.sampler.node}${more} · ${answer.model}`));
+    Object.assign(data, { steps: String(answer.window.length), scheduler: answer.scheduler, family: answer.model,
+                          tacaSteps: answer.taca_steps.join(",") });
   } else {
     const table = el("div", { display: "grid", gridTemplateColumns: "auto auto 1fr auto", columnGap: "5px",
                               rowGap: "1px", alignItems: "center" }, undefined, "taca-schedule-steps");
-    for (const r of typicalRows(cutoff)) {
+    for (const r of answer.rows) {
       const row = el("div", { display: "contents" }, undefined, "taca-schedule-row");
       Object.assign(row.dataset, { label: r.label, steps: String(r.steps), scheduler: r.scheduler,
-                                   tacaSteps: r.window.filter((w) => w.taca).map((w) => w.step).join(",") });
+                                   tacaSteps: r.taca_steps.join(",") });
       row.append(el("span", { whiteSpace: "nowrap" }, r.label),
                  el("span", { whiteSpace: "nowrap", opacity: "0.7", fontSize: "10px" }, `${r.steps} steps`),
                  cells(r.window, 10),
                  el("span", { whiteSpace: "nowrap", textAlign: "right" }, r.span));
       table.appendChild(row);
     }
-    parts.push(axis(cutoff, []), table,
-               note(rows?.error ? `${rows.error}: typical schedules` : "no sampler linked: typical schedules of ComfyUI's templates"));
+    parts.push(axis(cutoff, []), table, note("no sampler linked: typical schedules of ComfyUI's templates"));
   }
   root.replaceChildren(...parts);
   Object.assign(root.dataset, data);
 }
 
+// The route's answer for this state; {error} with a sentence the node shows when there is none.
+async function ask(state) {
+  const body = { gamma: state.gamma, cutoff: state.cutoff ?? PAPER_CUTOFF, sampler: state.spec.sampler,
+                 model: state.spec.model };
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
+  try {
+    const r = await api.fetchApi(ROUTE, { method: "POST", body: JSON.stringify(body), signal: abort.signal,
+                                          headers: { "Content-Type": "application/json" } });
+    const answer = await r.json().catch(() => null);
+    if (r.ok && answer && !answer.error) return answer;
+    return { error: answer?.error ?? `the ComfyUI server answered ${r.status} ${r.statusText}` };
+  } catch (e) {
+    return { error: `the ComfyUI server cannot be reached (${e?.name === "AbortError" ? "no answer" : e?.message ?? e})` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function patchState(node) {
   const cutoff = Number(widgetValue(node.graph, node, "timestep_cutoff") ?? PAPER_CUTOFF);
-  const gamma = Number(widgetValue(node.graph, node, "gamma"));
-  return { cutoff, caption: `γ acts while t ≥ ${cutoff} (σ ≥ ${(cutoff / 1000).toFixed(3)})` +
-                            (gamma === 1 ? "; γ is 1: no effect" : "") };
+  const gamma = Number(widgetValue(node.graph, node, "gamma") ?? PAPER_GAMMA);
+  return { cutoff, gamma, caption: `γ acts while t ≥ ${cutoff} (σ ≥ ${(cutoff / 1000).toFixed(3)})` +
+                                   (gamma === 1 ? "; γ is 1: no effect" : "") };
 }
 
 // The TACA Model Patch on this node's model chain, downstream first (LoRA -> patch), then upstream.
@@ -178,16 +205,18 @@ function loraState(node) {
 }
 
 function loraWindow(node) {
-  if (widgetValue(node.graph, node, "active") === "every step") return { cutoff: 0, caption: "LoRA active on every step" };
+  // the LoRA acts where TACA does; gamma only says whether TACA acts at all
+  if (widgetValue(node.graph, node, "active") === "every step") {
+    return { cutoff: 0, gamma: PAPER_GAMMA, caption: "LoRA active on every step" };
+  }
   const patch = findPatch(node);
   if (!patch) {
-    return { cutoff: PAPER_CUTOFF, caption: `no TACA Model Patch on this chain: paper window t ≥ ${PAPER_CUTOFF}` };
+    return { cutoff: PAPER_CUTOFF, gamma: PAPER_GAMMA,
+             caption: `no TACA Model Patch on this chain: paper window t ≥ ${PAPER_CUTOFF}` };
   }
-  if (Number(widgetValue(patch.graph, patch, "gamma")) === 1) {
-    return { cutoff: null, caption: "TACA gamma is 1: LoRA never active" };
-  }
-  const { cutoff } = patchState(patch);
-  return { cutoff, caption: `LoRA active with TACA: t ≥ ${cutoff}` };
+  const { cutoff, gamma } = patchState(patch);
+  if (gamma === 1) return { cutoff: null, gamma, caption: "TACA gamma is 1: LoRA never active" };
+  return { cutoff, gamma, caption: `LoRA active with TACA: t ≥ ${cutoff}` };
 }
 
 function addPreview(node, stateOf) {
@@ -196,21 +225,36 @@ function addPreview(node, stateOf) {
   root.dataset.nodeType = node.type;
   const widget = node.addDOMWidget("taca_schedule", "taca_schedule_preview", root, {
     serialize: false,
-    getMinHeight: () => MIN_HEIGHT,  // fits either view, so switching never clips
+    getMinHeight: () => MIN_HEIGHT + ROW_HEIGHT * Math.max(0, root.querySelectorAll(".taca-schedule-row").length - 8),
   });
   widget.serialize = false;  // display only: never written into the workflow's widgets_values
-  let shown = null;
+  // Ask when the graph's facts change, DEBOUNCE_MS after the last edit; draw only the newest answer.
+  // After an error the same facts are asked again on a redraw RETRY_MS later (the server may be back).
+  let asked = null, timer = null, latest = 0, failedAt = 0;
   const refresh = () => {
     let state;
     try {
       state = { ...stateOf(node), spec: scheduleSpec(node) };
     } catch (e) {  // a graph shape this reader does not expect must not break the node
-      state = { cutoff: null, caption: `schedule preview unavailable: ${e?.message ?? e}`, spec: { sampler: null } };
+      state = { cutoff: null, gamma: 1, caption: `schedule preview unavailable: ${e?.message ?? e}`,
+                spec: { sampler: null } };
     }
     const key = JSON.stringify(state);
-    if (key === shown) return;
-    shown = key;
-    render(root, state);
+    if (key === asked && !(failedAt && Date.now() - failedAt > RETRY_MS)) return;
+    asked = key;
+    failedAt = 0;
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const id = ++latest;
+      root.dataset.pending = "1";
+      const answer = await ask(state);
+      if (id !== latest) return;  // a newer request is out: this answer is stale
+      delete root.dataset.pending;
+      failedAt = answer.error ? Date.now() : 0;
+      render(root, state, answer);
+      const need = node.computeSize?.()[1];  // more typical rows than MIN_HEIGHT holds: grow the node
+      if (need > node.size[1]) node.setSize([node.size[0], need]);
+    }, DEBOUNCE_MS);
   };
   // cheap when nothing changed; covers widget edits, loads, rewiring and edits on linked nodes
   const onDrawForeground = node.onDrawForeground;

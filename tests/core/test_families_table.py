@@ -24,8 +24,8 @@ def test_every_class_belongs_to_one_row():
 
 
 def test_refused_family_names_itself_and_the_reason():
-    with pytest.raises(ValueError, match=r"TACAModelPatch: TACA does not support Qwen-Image 2.1 .*block-causal"):
-        require_family("TACAModelPatch", fake_model("comfy.ldm.qwen_image21.model.QwenImage21Transformer2DModel"))
+    with pytest.raises(ValueError, match=r"TACAModelPatch: TACA does not support ErnieImage .*transformer_options"):
+        require_family("TACAModelPatch", fake_model("comfy.ldm.ernie.model.ErnieImageModel"))
 
 
 def test_unknown_model_lists_the_supported_families():

@@ -6,7 +6,6 @@ import torch
 from safetensors.torch import save_file
 
 from comfyui_taca_under_test.taca_comfy.lora_file import LoraFileError, load_lora_state_dict
-from comfyui_taca_under_test.taca_comfy.families import guess_lora_family
 from comfyui_taca_under_test.taca_comfy.lora_file import lora_layer_names
 
 
@@ -55,44 +54,3 @@ def test_layer_names_across_formats():
     assert lora_layer_names(keys) == {"transformer.transformer_blocks.0.attn.to_q",
                                       "lora_unet_double_blocks_0_img_attn_qkv",
                                       "diffusion_model.single_blocks.0.linear1", "diffusion_model.img_in"}
-
-
-@pytest.mark.parametrize("key,label,families", [
-    ("transformer.single_transformer_blocks.3.proj_out.lora_A.weight", "FLUX (or Chroma, HunyuanVideo)",
-     ("FLUX", "Chroma", "HunyuanVideo")),
-    ("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", "FLUX (or Chroma, HunyuanVideo)",
-     ("FLUX", "Chroma", "HunyuanVideo")),
-    ("lora_unet_joint_blocks_0_x_block_attn_qkv.lora_down.weight", "SD3", ("SD3",)),
-    ("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight", "SD1.x/SDXL (UNet)", ()),
-    ("transformer.transformer_blocks.0.attn.to_q.lora_A.weight", "MM-DiT (transformer_blocks)", None),
-    # Qwen-Image (and MageFlow): diffusers and ComfyUI names, kohya
-    ("transformer.transformer_blocks.12.img_mlp.net.0.proj.lora_A.weight", "Qwen-Image", ("Qwen-Image",)),
-    ("diffusion_model.transformer_blocks.0.txt_mod.1.lora_down.weight", "Qwen-Image", ("Qwen-Image",)),
-    ("lora_unet_transformer_blocks_3_img_mlp_net_2.lora_down.weight", "Qwen-Image", ("Qwen-Image",)),
-    # Lumina 2 / Z-Image
-    ("diffusion_model.layers.4.attention.qkv.lora_A.weight", "Lumina 2 / Z-Image", ("Lumina2",)),
-    ("transformer.layers.0.feed_forward.w1.lora_B.weight", "Lumina 2 / Z-Image", ("Lumina2",)),
-    ("lora_unet_layers_0_attention_out.lora_up.weight", "Lumina 2 / Z-Image", ("Lumina2",)),
-    ("diffusion_model.noise_refiner.0.attention.qkv.lora_A.weight", "Lumina 2 / Z-Image", ("Lumina2",)),
-    # Krea 2
-    ("diffusion_model.blocks.3.attn.wq.lora_A.weight", "Krea 2", ("Krea2",)),
-    ("transformer.transformer_blocks.0.attn.to_gate.lora_A.weight", "Krea 2", ("Krea2",)),
-    ("transformer.transformer_blocks.0.ff.down.lora_A.weight", "Krea 2", ("Krea2",)),
-    # AuraFlow
-    ("diffusion_model.double_layers.0.attn.w1q.lora_A.weight", "AuraFlow", ("AuraFlow",)),
-    ("transformer.joint_transformer_blocks.0.attn.to_q.lora_A.weight", "AuraFlow", ("AuraFlow",)),
-    # HunyuanVideo's own parts
-    ("transformer.txt_in.individual_token_refiner.blocks.0.self_attn_qkv.lora_A.weight", "HunyuanVideo",
-     ("HunyuanVideo",)),
-    ("something.else", "unknown", None),
-])
-def test_family_guess(key, label, families):
-    assert guess_lora_family([key]) == (label, families)
-
-
-def test_family_guess_names_real_families():
-    from comfyui_taca_under_test.taca_comfy.families import FAMILIES
-    from comfyui_taca_under_test.taca_core.lora_keys import _FAMILY_HINTS
-    names = {f.name for f in FAMILIES}
-    for _, families, _ in _FAMILY_HINTS:
-        assert families is None or set(families) <= names

@@ -74,3 +74,13 @@ def write_lora(path, model, model_kind, fmt, rank=4, seed=0, scale=0.5, dora=Fal
             sd[f"{name}.dora_scale"] = 1.0 + 0.1 * torch.randn(out_f, 1, generator=g)
     save_file(sd, str(path))
     return path
+
+
+def resized_lora(sd, up=1, down=1, rank=0, only=None):
+    """sd's LoRA pairs (or only layer `only`'s) redrawn for another model: `up` times its outputs, `down` times
+    its inputs, `rank` more rows in each down matrix than its up matrix has columns."""
+    for k in [k for k in sd if k.endswith(".lora_up.weight") and (only is None or k.startswith(only))]:
+        layer = k.removesuffix(".lora_up.weight")
+        u, d = sd[k], sd[layer + ".lora_down.weight"]
+        sd[k] = torch.randn(u.shape[0] * up, u.shape[1])
+        sd[layer + ".lora_down.weight"] = torch.randn(d.shape[0] + rank, d.shape[1] * down)

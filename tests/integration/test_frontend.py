@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from comfy_env import SKIP_REASON, skip_or_fail
-from comfy_server import PACK_DIR_NAME, ComfyServer, get_json
+from comfy_server import PACK_DIR_NAME, ComfyServer, get_json, post_json
 from pack import ROOT
 
 if not os.environ.get("COMFYUI_PATH"):
@@ -20,6 +20,7 @@ OUR_NODES = ["TACAModelPatch", "TACALoraLoader", "TACAAttentionProbe", "TACAProb
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+ROUTE = "/taca/schedule_preview"  # the pack's route the schedule preview asks
 
 
 def _version_tuple(version):
@@ -38,7 +39,9 @@ def read_workflow(name):
 def skip_if_release_lacks_the_model(name):
     """A workflow for a model newer than this ComfyUI (extra.taca.requires): skip it here, with the reason."""
     requires = read_workflow(name).get("extra", {}).get("taca", {}).get("requires")
-    if requires and _version_tuple(comfyui_version()) < _version_tuple(requires["comfyui"]):
+    backported = bool(requires and requires.get("model_file")
+                      and (Path(os.environ["COMFYUI_PATH"]) / requires["model_file"]).is_file())
+    if requires and _version_tuple(comfyui_version()) < _version_tuple(requires["comfyui"]) and not backported:
         pytest.skip(f"{name} needs ComfyUI >= {requires['comfyui']}: {requires['why']} "
                     f"(this is {comfyui_version()})")
 
@@ -340,6 +343,7 @@ def test_node_info_shows_the_help_page(page, server, node):
 
 
 def preview_state(page, node_type="TACAModelPatch"):
+    settle(page, node_type)
     return page.evaluate("""type => {  // the preview of this graph's node (a cleared graph's may linger)
         const node = window.app.graph._nodes.find(n => n.type === type);
         const e = node?.widgets?.find(w => w.name === 'taca_schedule')?.element;
@@ -347,10 +351,22 @@ def preview_state(page, node_type="TACAModelPatch"):
         const text = c => e.querySelector(c)?.innerText ?? null;
         return {...e.dataset, steps: text('.taca-schedule-steps'), caption: text('.taca-schedule-caption'),
                 note: text('.taca-schedule-note'), lo: e.querySelector('.taca-schedule-axis')?.dataset.lo,
-                width: e.querySelector('.taca-schedule-window').style.width,
+                width: e.querySelector('.taca-schedule-window')?.style.width,
+                error: text('.taca-schedule-error'),
                 rows: [...e.querySelectorAll('.taca-schedule-row')].map(r => ({...r.dataset})),
                 box: e.getBoundingClientRect().height};
     }""", node_type)
+
+
+def settle(page, node_type):
+    """Wait for the preview's answer: the redraw asks the route after a debounce (200 ms)."""
+    redraw(page)
+    page.wait_for_timeout(300)
+    page.wait_for_function("""type => {
+        const node = window.app.graph._nodes.find(n => n.type === type);
+        const e = node?.widgets?.find(w => w.name === 'taca_schedule')?.element;
+        return e && e.dataset.mode && !e.dataset.pending;
+    }""", arg=node_type, timeout=15000)
 
 
 def preview_shot(page, node_type, path):
@@ -451,7 +467,8 @@ def test_schedule_preview_shows_the_samplers_steps_and_follows_the_cutoff(page, 
     assert before and before["cutoff"] == "970" and before["box"] > 60
     assert before["mode"] == "sampler" and before["steps"] == "your sampler: steps 1–2 of 20 (simple, denoise 1.00)"
     assert before["tacaSteps"] == comfy_gamma_steps(970, 20) == "1,2"
-    assert "KSampler · FLUX.1 (file flux1-dev.safetensors), default shift 1.15" in before["note"]
+    assert ("KSampler · FLUX.1 (file flux1-dev.safetensors), default sampling: ModelSamplingFlux shift 1.15"
+            in before["note"]), before["note"]
     preview_shot(page, "TACAModelPatch", shots / "schedule_preview_970.png")
     set_widget(page, "TACAModelPatch", "timestep_cutoff", 800)
     after = preview_state(page)
@@ -463,7 +480,7 @@ def test_schedule_preview_shows_the_samplers_steps_and_follows_the_cutoff(page, 
     assert saved == [1.2, 800], "the preview must not add to the saved widget values"
 
 
-def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page, shots):
+def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page, server, shots):
     load_workflow(page, "taca_flux1_dev")
     zoom_on(page, "TACAModelPatch")
     set_widget(page, "KSampler", "steps", 30)
@@ -494,7 +511,7 @@ def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page,
     set_widget(page, "KSampler", "denoise", 1.0)
     redraw(page)
     state = preview_state(page)
-    assert "ModelSamplingAuraFlow shift 3.1" in state["note"]
+    assert "ModelSamplingAuraFlow: ModelSamplingDiscreteFlow shift 3.1" in state["note"], state["note"]
     assert state["tacaSteps"] == comfy_gamma_steps(970, 30, shift=3.1)
     page.evaluate("""() => {  // no sampler: the typical schedules
         const ks = window.app.graph._nodes.find(n => n.type === 'KSampler');
@@ -505,14 +522,38 @@ def test_schedule_preview_follows_the_samplers_steps_scheduler_and_denoise(page,
     state = preview_state(page)
     assert state["mode"] == "typical" and "no sampler linked" in state["note"]
     rows = {(r["label"], r["steps"]): r["tacaSteps"] for r in state["rows"]}
-    for row in [("Qwen-Image", "20"), ("Z-Image", "25"), ("Z-Image Turbo", "8"), ("Krea 2 Turbo", "8"),
-                ("FLUX.2", "20"), ("FLUX.1", "20"), ("SD3.5", "20")]:
-        assert row in rows, rows
+    served = post_json(server.url + ROUTE, {"gamma": 1.2, "cutoff": 970, "sampler": None})["rows"]
+    assert rows == {(r["label"], str(r["steps"])): ",".join(map(str, r["taca_steps"])) for r in served}
+    assert ("FLUX.1", "20") in rows and ("SD3.5", "20") in rows and ("Qwen-Image", "20") in rows, rows
     assert rows[("FLUX.1", "20")] == comfy_gamma_steps(970, 20)
     redraw(page)  # the node grows to fit the rows
     assert preview_state(page)["box"] >= page.evaluate(
         "() => document.querySelector('.taca-schedule-preview').scrollHeight")
     preview_shot(page, "TACAModelPatch", shots / "schedule_preview_typical.png")
+
+
+def test_schedule_preview_says_when_the_server_cannot_answer(page):
+    """The steps come from the pack's route: with the route unreachable, or refusing, the node says so; with
+    it back, the steps return on the next edit."""
+    load_workflow(page, "taca_flux1_dev")
+    zoom_on(page, "TACAModelPatch")
+    assert preview_state(page)["tacaSteps"] == "1,2"
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if ROUTE in r.url else None)
+    page.route(f"**{ROUTE}", lambda route: route.abort())
+    try:
+        set_widget(page, "KSampler", "steps", 30)
+        state = preview_state(page)
+    finally:
+        page.unroute(f"**{ROUTE}")
+    assert requests, "the preview did not ask the route"
+    assert state["mode"] == "error" and "the ComfyUI server cannot be reached" in state["error"], state
+    set_widget(page, "KSampler", "scheduler", "not_a_scheduler")  # the real route refuses it
+    state = preview_state(page)
+    assert state["mode"] == "error" and "scheduler not_a_scheduler is not one of this ComfyUI's" in state["error"]
+    set_widget(page, "KSampler", "scheduler", "simple")
+    state = preview_state(page)
+    assert state["mode"] == "sampler" and state["tacaSteps"] == comfy_gamma_steps(970, 30) == "1,2,3"
 
 
 def test_schedule_preview_follows_a_custom_sampler(page):
@@ -570,7 +611,8 @@ def test_schedule_preview_reads_steps_through_switches_and_primitives(page):
     zoom_on(page, "TACAModelPatch")
     state = preview_state(page)
     assert state["steps"].startswith("your sampler: ") and " of 20 " in state["steps"], state["steps"]
-    assert "Qwen-Image (file qwen_image_fp8_e4m3fn.safetensors), ModelSamplingAuraFlow shift 3.1" in state["note"]
+    assert ("Qwen-Image (file qwen_image_fp8_e4m3fn.safetensors), ModelSamplingAuraFlow: ModelSamplingDiscreteFlow "
+            "shift 3.1") in state["note"], state["note"]
     assert state["tacaSteps"] == comfy_gamma_steps(970, 20, shift=3.1)
     set_widget(page, "PrimitiveBoolean", "value", True)
     redraw(page)
