@@ -5,7 +5,16 @@ for exactly one model call. A context variable belongs to the thread that set
 it, so ComfyUI's multi-GPU work units (model calls of clones, in parallel
 threads, sharing these objects) never see each other's state; torch.compile
 guards on its value, so a graph traced with the LoRA on is never reused with it
-off. No object shared between calls holds a flag.
+off. No object shared between calls holds a flag, with one exception: gradient
+checkpointing (Train LoRA's default) recomputes each block during backward,
+after the wrapper has closed the gate and, on a GPU, in autograd's own thread,
+where no model call is in flight; a Linear layer cannot reach the call it is
+recomputed for, so the gate then replays the decision of its last model call
+made with autograd on. That is the decision of every model call of the batch
+being back-propagated: Train LoRA runs one backward per batch, all of whose
+calls share the batch's sigmas (under TACA Training Window every training call
+is in the window). Only core's multi-resolution mode, which back-propagates
+several images' calls at once, could mix decisions (README: Training).
 
 The LoRA itself is added by taca_core.lora_branch (plain LoRAs: a branch on the
 layer's output) or, for the other adapter types, by SwitchedLoraWeight below.
@@ -14,12 +23,14 @@ import contextvars
 import itertools
 import logging
 
+import torch
+
 from ..taca_core.schedule import TacaSchedule
 from .wrappers import SCHEDULE_KEY
 
 log = logging.getLogger("ComfyUI-TACA")
 
-_OPEN = contextvars.ContextVar("taca_open_lora_gates", default=frozenset())
+_OPEN = contextvars.ContextVar("taca_open_lora_gates", default=None)  # None: no model call in flight
 _ids = itertools.count()
 
 
@@ -28,13 +39,17 @@ class LoraGate:
 
     def __init__(self):
         self.id = next(_ids)
+        self.replay = False  # the decision of the last model call made with autograd on (see above)
 
     def is_open(self) -> bool:
-        return self.id in _OPEN.get()
+        open_ids = _OPEN.get()
+        if open_ids is None:  # no model call in flight: a block recomputed during backward
+            return self.replay
+        return self.id in open_ids
 
     def opened(self, is_open: bool) -> contextvars.Token:
         """Open (or close) the gate for the current thread; undo with close_to(token)."""
-        others = _OPEN.get() - {self.id}
+        others = (_OPEN.get() or frozenset()) - {self.id}
         return _OPEN.set(others | {self.id} if is_open else others)
 
     @staticmethod
@@ -77,6 +92,8 @@ class TacaLoraApplyModelWrapper:
                             "(timestep >= %s). Add TACA Model Patch (the LoRA alone does not improve alignment), "
                             "or set 'active' to 'every step'.", self.node_name, schedule.timestep_cutoff)
         on = schedule.gamma_at_sigma(executor.class_obj.model_sampling, t) != 1.0
+        if torch.is_grad_enabled():  # training: what a recompute during backward replays
+            self.gate.replay = on
         token = self.gate.opened(on)
         try:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)

@@ -25,10 +25,12 @@ class TacaCall:
     unexpected_shape: tuple = ()  # (queries, keys) of the first one
 
 
-# The TacaCall of the model call this thread is running (None: gamma does not act in it). A context
-# variable, not an attribute: per thread (multi-GPU work units), and guarded by torch.compile, which
-# ComfyUI tells to ignore everything reached through transformer_options.
-CURRENT_CALL = contextvars.ContextVar("taca_current_call", default=None)
+# The TacaCall of the model call this thread is running (None: gamma does not act in it; IDLE: no TACA
+# model call is running in this thread). A context variable, not an attribute: per thread (multi-GPU
+# work units), and guarded by torch.compile, which ComfyUI tells to ignore everything reached through
+# transformer_options.
+IDLE = "no TACA model call in flight"
+CURRENT_CALL = contextvars.ContextVar("taca_current_call", default=IDLE)
 
 
 class AttentionArgs:
@@ -86,12 +88,17 @@ class TacaAttentionOverride:
     None. ComfyUI runs a layer's preferred attention (a checkpoint's per-layer backend, 0.37+) only
     when no override is set, and never shows it to one; with no override below TACA's, TACA runs that
     function where ComfyUI would have, so its pass-through stays what the unpatched model computes.
+    replay: the TacaCall (or None) of the one model call whose transformer_options hold this override.
+    Gradient checkpointing (Train LoRA's default) recomputes a block during backward, after the wrapper
+    has reset CURRENT_CALL (and, on a GPU, in autograd's own thread): the recompute reaches this override
+    through the same transformer_options and finds CURRENT_CALL idle, so it decides as the forward did.
     """
 
-    def __init__(self, call: TacaCall = None, previous=None, layer_attention=None):
+    def __init__(self, call: TacaCall = None, previous=None, layer_attention=None, replay: TacaCall = None):
         self.call = call
         self.previous = previous
         self.layer_attention = layer_attention if previous is None else None
+        self.replay = replay
 
     def _next(self, func, *args, **kwargs):
         return call_next(self.previous, func, *args, **kwargs)
@@ -99,7 +106,11 @@ class TacaAttentionOverride:
     def __call__(self, func, q, k, v, *rest, **kwargs):
         if self.layer_attention is not None:
             func = self.layer_attention(kwargs.get("transformer_options") or {}) or func
-        call = self.call if self.call is not None else CURRENT_CALL.get()
+        call = self.call
+        if call is None:
+            call = CURRENT_CALL.get()
+            if call is IDLE:  # a checkpointed block recomputed during backward
+                call = self.replay
         if call is None:  # outside the window: this attention call passes through unchanged
             return self._next(func, q, k, v, *rest, **kwargs)
         a = AttentionArgs(q, k, rest, kwargs)

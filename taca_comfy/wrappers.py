@@ -94,7 +94,8 @@ class TacaApplyModelWrapper:
                 call = TacaCall(gamma, layout)
         options = transformer_options.copy()
         options[OVERRIDE_KEY] = TacaAttentionOverride(previous=options.get(OVERRIDE_KEY),
-                                                      layer_attention=self.family.bind_layer_attention(base_model.diffusion_model))
+                                                      layer_attention=self.family.bind_layer_attention(base_model.diffusion_model),
+                                                      replay=call)
         token = CURRENT_CALL.set(call)
         try:
             out = executor(x, t, c_concat, c_crossattn, control, options, **kwargs)

@@ -34,12 +34,20 @@ class TacaSchedule:
             raise ValueError(f"timestep_cutoff must be in [0, 1000] (paper: {PAPER_TIMESTEP_CUTOFF}), "
                              f"got {self.timestep_cutoff}")
 
+    def window_holds(self, timesteps: torch.Tensor) -> bool:
+        """Whether every sample of the batch is at or above the cutoff."""
+        return bool((timesteps >= self.timestep_cutoff).all())
+
     def gamma_at(self, timesteps: torch.Tensor) -> float:
         """gamma when every sample of the batch is at or above the cutoff, else 1.
 
         A batch mixing both sides (unusual: ComfyUI batches one sigma) is left alone.
         """
-        return self.gamma if bool((timesteps >= self.timestep_cutoff).all()) else 1.0
+        return self.gamma if self.window_holds(timesteps) else 1.0
+
+    def in_window(self, model_sampling, sigma: torch.Tensor) -> bool:
+        """Whether a model call at ComfyUI's sigma (every sample of it) is in the window."""
+        return self.window_holds(paper_timestep(model_sampling, sigma))
 
     def gamma_at_sigma(self, model_sampling, sigma: torch.Tensor) -> float:
         """gamma for a model call at ComfyUI's sigma, in the model's own timestep units."""

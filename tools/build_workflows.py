@@ -44,6 +44,13 @@ IO = {
     "TACALoraLoader": ([("model", "MODEL")], [("MODEL", "MODEL")]),
     "TACAAttentionProbe": ([("model", "MODEL")], [("MODEL", "MODEL"), ("probe", "TACA_PROBE")]),
     "TACAProbePlot": ([("probe", "TACA_PROBE"), ("samples", "LATENT")], [("plot", "IMAGE"), ("json", "STRING")]),
+    "TACATrainingWindow": ([("model", "MODEL")], [("MODEL", "MODEL")]),
+    "LoadImageTextDataSetFromFolder": ([], [("images", "IMAGE"), ("texts", "STRING")]),
+    "VAEEncode": ([("pixels", "IMAGE"), ("vae", "VAE")], [("LATENT", "LATENT")]),
+    "TrainLoraNode": ([("model", "MODEL"), ("latents", "LATENT"), ("positive", "CONDITIONING")],
+                      [("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")]),
+    "SaveLoRA": ([("lora", "LORA_MODEL")], []),
+    "LossGraphNode": ([("loss", "LOSS_MAP")], []),
     "TextEncodeQwenImage21": ([("clip", "CLIP"), ("vae", "VAE")],
                               [("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent", "LATENT")]),
     "QwenImage21Cache": ([("model", "MODEL")], [("MODEL", "MODEL")]),
@@ -140,6 +147,10 @@ class Graph:
     def loader(self, type_, files, extra_widgets, pos, size):
         """A loader whose file widgets come first; each file carries its download entry."""
         return self.add(type_, [f["name"] for f in files] + list(extra_widgets), pos, size, models=files)
+
+    def widget_input(self, node, name, type_):
+        """A widget of node turned into an input (to link a value into it)."""
+        node["inputs"].append({"name": name, "type": type_, "widget": {"name": name}, "link": None})
 
     def link(self, src, out_slot, dst, input_name):
         slot = next(i for i, x in enumerate(dst["inputs"]) if x["name"] == input_name)
@@ -389,6 +400,68 @@ def flux2_dev():
     return g
 
 
+TRAINED_LORA = "ComfyUI_trained_lora_taca_sd3.5_medium.safetensors"  # what the user names Save LoRA's file
+TRAIN_NOTE = (
+    "Train a TACA LoRA with ComfyUI's Train LoRA (SD3.5 medium + TACA)\n"
+    "For ComfyUI 0.33.0 and newer (Train LoRA's inputs change between releases; these are 0.33.0's).\n" + DOWNLOADS +
+    f"- checkpoints/{SD35['medium']['name']} (text encoders included)\n"
+    "\nDataset: a folder in ComfyUI/input/ with images and, beside each, a .txt caption of the same name. "
+    "Pick it in Load Image-Text.\n"
+    "\nTACA Training Window: TACA (gamma 1.2) on every training step, and every training sample at "
+    "timestep >= 970 (the paper's Eq. 13). No TACA Model Patch is needed while training.\n"
+    "\nTrain LoRA, set as close to the paper (attention-layer LoRA, rank 16/64, alpha = rank, AdamW, lr 1e-4, "
+    "batch 4) as core allows: batch_size 1 with grad_accumulation_steps 4 (a batch > 1 averages every "
+    "caption over the whole batch), rank 16, AdamW. Core trains every layer with alpha = 1 (output scaled by "
+    "1/rank): the learning rate is core's default; the paper gives no step count for a new dataset, so raise "
+    "steps and judge the loss plot.\n"
+    "\nSampling (bottom, muted): Save LoRA writes to ComfyUI/output/loras/. Move the file to "
+    f"models/loras/ as {TRAINED_LORA} (or pick yours in TACA LoRA Loader), unmute the bottom nodes (Ctrl+M) "
+    "and mute the training ones. TACA LoRA Loader + TACA Model Patch with the gamma and cutoff you trained with.")
+
+
+def sd35_train():
+    g = Graph("sd3.5_simple_example, with the medium checkpoint; the training nodes are core's (model/training)",
+              requires={"comfyui": "0.33.0", "why": "Train LoRA's inputs change between releases; these are 0.33.0's"})
+    g.taca["trained_files"] = [TRAINED_LORA]
+    ckpt = g.loader("CheckpointLoaderSimple", [SD35["medium"]], [], (0, 0), (320, 98))
+    data = g.add("LoadImageTextDataSetFromFolder", ["taca_dataset"], (0, 160), (320, 80), title="Images + captions")
+    enc = g.add("VAEEncode", [], (360, 160), (210, 46))
+    g.link(data, 0, enc, "pixels")
+    g.link(ckpt, 2, enc, "vae")
+    text = g.add("CLIPTextEncode", [""], (360, 240), (400, 100), title="Captions")
+    g.widget_input(text, "text", "STRING")
+    g.link(data, 1, text, "text")
+    g.link(ckpt, 1, text, "clip")
+    window = g.add("TACATrainingWindow", PAPER, (360, 0), (340, 130))
+    g.link(ckpt, 0, window, "model")
+    train = g.add("TrainLoraNode", [1, 4, 16, 0.0005, 16, "AdamW", "MSE", 0, "bf16", "bf16", False, "LoRA",
+                                    True, 1, False, "[None]", False, False], (800, 0), (340, 560))
+    g.link(window, 0, train, "model")
+    g.link(enc, 0, train, "latents")
+    g.link(text, 0, train, "positive")
+    save = g.add("SaveLoRA", ["loras/ComfyUI_trained_lora_taca"], (1180, 0), (320, 80))
+    g.link(train, 0, save, "lora")
+    loss = g.add("LossGraphNode", ["loss_graph"], (1180, 120), (400, 400))
+    g.link(train, 1, loss, "loss")
+    # the second graph: sample with the trained LoRA (muted until the file exists)
+    first = len(g.nodes)
+    pos = g.add("CLIPTextEncode", ["A blue bench and a pink dog, the dog sitting to the right of the bench, in a "
+                                   "snowy park"], (360, 900), (400, 160), title="Prompt")
+    g.link(ckpt, 1, pos, "clip")
+    neg = g.add("CLIPTextEncode", [""], (360, 1100), (400, 100), title="Negative")
+    g.link(ckpt, 1, neg, "clip")
+    latent = g.add("EmptySD3LatentImage", [1024, 1024, 1], (360, 1240), (320, 106))
+    lora = g.add("TACALoraLoader", [TRAINED_LORA, 1.0, "while TACA acts"], (360, 700), (340, 130))
+    g.link(ckpt, 0, lora, "model")
+    taca = g.add("TACAModelPatch", PAPER, (720, 700), (340, 230))
+    g.link(lora, 0, taca, "model")
+    sampler_tail(g, taca, pos, neg, latent, ckpt, 1100, 900, "TACA_sd3.5_medium_trained", steps=30, cfg=4.5)
+    for node in g.nodes[first:]:
+        node["mode"] = 2  # muted
+    g.add("Note", [TRAIN_NOTE], (-380, 0), (340, 640))
+    return g
+
+
 def qwen_image_21():
     """image_qwen_image_2_1_t2i without its optional prompt enhancer (TextGenerate): 25 steps, cfg 1, euler,
     1024x1024, the prefix cache node at its defaults. ComfyUI releases have the model from 0.37.0; the
@@ -436,6 +509,7 @@ WORKFLOWS = {
     "taca_z_image_turbo": z_image_turbo,
     "taca_krea2_turbo": krea2_turbo,
     "taca_flux2_dev": flux2_dev,
+    "taca_sd3.5_medium_train_lora": sd35_train,
     "taca_qwen_image_2.1": qwen_image_21,
 }
 

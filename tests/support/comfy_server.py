@@ -24,6 +24,11 @@ MODEL_FILES = {
     "checkpoints": ["sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors", "sd3.5_large_fp8_scaled.safetensors"],
     "loras": ["taca_flux1_dev_r64.safetensors", "taca_sd3.5_medium_r64.safetensors"],
 }
+# LoRAs a workflow trains itself (extra.taca.trained_files; no download): placeholders too
+MODEL_FILES["loras"] += sorted({name for wf in (Path(__file__).resolve().parents[2] / "workflows").glob("*.json")
+                                for name in json.loads(wf.read_text()).get("extra", {}).get("taca", {})
+                                .get("trained_files", [])})
+INPUT_FOLDERS = ["taca_dataset"]  # the training workflow's dataset folder (ComfyUI/input/<folder>)
 
 
 def _free_port():
@@ -58,6 +63,8 @@ class ComfyServer:
             (base_dir / "models" / folder).mkdir(parents=True, exist_ok=True)
             for name in names:
                 (base_dir / "models" / folder / name).touch()
+        for folder in INPUT_FOLDERS:
+            (base_dir / "input" / folder).mkdir(parents=True, exist_ok=True)
         settings = base_dir / "user" / "default" / "comfy.settings.json"
         settings.parent.mkdir(parents=True)
         settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))  # no first-run template browser
