@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 if not os.environ.get("COMFYUI_PATH"):
     sys.exit("set COMFYUI_PATH to a ComfyUI checkout (see README, Development)")
 
@@ -36,14 +36,14 @@ DEVICE = torch.device(ARGS.device)
 torch.set_num_threads(ARGS.threads)
 CLOCK = time.process_time if DEVICE.type == "cpu" else time.perf_counter
 
-from comfy_env import import_comfy  # noqa: E402
+from support.comfy_env import import_comfy  # noqa: E402
 
 env = import_comfy(cpu=DEVICE.type == "cpu")
 import importlib  # noqa: E402
 
-from core_trainer import reloadable, train_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
+from support.core_trainer import reloadable, train_lora  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
 
 Window = importlib.import_module(load_pack().__name__ + ".nodes.taca_training_window").TACATrainingWindow
 TXT = 64

@@ -10,7 +10,7 @@ import logging
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
@@ -19,10 +19,10 @@ import comfy.sample  # noqa: E402
 import comfy.samplers  # noqa: E402
 from comfy.patcher_extension import WrappersMP  # noqa: E402
 
-from core_trainer import has_trainer, reloadable, train_lora  # noqa: E402
-from family_reference import Joint, dense_reference_override, with_override  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3  # noqa: E402
+from support.core_trainer import has_trainer, reloadable, train_lora  # noqa: E402
+from support.reference import ReferenceTaca, text_first, with_override  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, run_sample, tiny_flux, tiny_sd3  # noqa: E402
 
 if not has_trainer():
     pytest.skip(f"ComfyUI {env.version} has no Train LoRA node", allow_module_level=True)
@@ -130,7 +130,7 @@ def test_one_step_gradients_equal_a_dense_reference_taca(kind, checkpointing):
     base = reloadable(FAMILIES[kind])
     got, _ = train(window(base, gamma=1.5), kind=kind, gradient_checkpointing=checkpointing)
     # reference: an independent dense TACA; the window with gamma 1 restricts the sigmas the same way
-    ref_model = window(with_override(base, dense_reference_override(1.5, 970, Joint(VISUAL, [TXT]), [])), gamma=1.0)
+    ref_model = window(with_override(base, ReferenceTaca(text_first(VISUAL, [TXT]), 1.5, 970)), gamma=1.0)
     want, _ = train(ref_model, kind=kind, gradient_checkpointing=checkpointing)
     assert_loras_close(got, want)
     plain, _ = train(window(base, gamma=1.0), kind=kind, gradient_checkpointing=checkpointing)
@@ -245,7 +245,7 @@ def test_a_model_sampling_node_after_the_window_is_a_clear_error(kind):
 
 
 def test_a_model_no_family_supports_is_a_clear_error():
-    from tiny_models import tiny_sdxl
+    from support.tiny_models import tiny_sdxl
     with pytest.raises(ValueError, match="TACATrainingWindow"):
         window(tiny_sdxl())
 
@@ -261,7 +261,7 @@ def lora_dir(tmp_path_factory):
 def test_a_taca_lora_following_taca_trains_as_it_decided_in_the_forward(kind, lora_dir, dora):
     """The TACA LoRA Loader's switch under checkpointing: each block recomputed during backward has the
     LoRA on as in its forward (in the window: on every training step), never a CheckpointError."""
-    from lora_files import write_lora
+    from support.lora_files import write_lora
     lora_node = importlib.import_module(_pack + ".nodes.taca_lora_loader")
     base = reloadable(FAMILIES[kind])
     name = f"frozen_{kind}_{dora}.safetensors"

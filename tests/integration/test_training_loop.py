@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from comfy_env import import_comfy
+from support.comfy_env import import_comfy
 
 env = import_comfy()
 
 import comfy.sample  # noqa: E402
 import comfy.samplers  # noqa: E402
 
-import tiny_families as tf  # noqa: E402
-from core_trainer import has_trainer, reloadable, train_lora  # noqa: E402
-from pack import load_pack  # noqa: E402
-from tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
+from support import tiny_families as tf  # noqa: E402
+from support.core_trainer import has_trainer, reloadable, train_lora  # noqa: E402
+from support.pack import load_pack  # noqa: E402
+from support.tiny_models import make_conds, tiny_flux, tiny_sd3  # noqa: E402
 
 if not has_trainer():
     pytest.skip(f"ComfyUI {env.version} has no Train LoRA node", allow_module_level=True)
