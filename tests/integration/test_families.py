@@ -24,6 +24,7 @@ import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelO
 from comfyui_taca_under_test.taca_core import schedule  # noqa: E402
 from support import tiny_families as tf  # noqa: E402
 from support import tiny_models as tm  # noqa: E402
+from support import tiny_qwen21 as q21  # noqa: E402
 from support.lora_files import attention_layers, write_layers  # noqa: E402
 from support.reference import CallCounter, Layout, ReferenceTaca, image_first, text_first, with_override  # noqa: E402
 from support.taca import EVERY_STEP, patch, taca_lora  # noqa: E402
@@ -64,6 +65,19 @@ def o1_layout(edit):
         keys = frozenset() if edit else frozenset(t + tf.O1_TEMPLATE_TOKENS - 1 + 1 + 6 for t in ts)
         return Layout(lambda nq, nk: (start, nk - nq), queries_at_end=True, joint_keys=keys)
     return layout
+
+
+def qwen21_layout(*ts):
+    """Qwen-Image 2.1 (text only): one call per segment; the joint one is the target's last call, its
+    24 rows against [text | target] (the text from the prefix cache after step 1)."""
+    keys = frozenset(t + q21.LATENT[1] * q21.LATENT[2] for t in ts)
+    return Layout(lambda nq, nk: (0, nk - nq) if nk in keys and nk - nq in ts else None,
+                  queries_at_end=True, joint_keys=keys)
+
+
+def qwen21_build():
+    q21.skip_unless_available()
+    return q21.build()
 
 
 @functools.lru_cache(maxsize=None)
@@ -187,6 +201,8 @@ CASES = {
     "boogu_ref": Case(tf.tiny_boogu, tf.text_conds(tf.FEAT, tf.with_reference((1, 16, 4, 4), tf.padding_mask())), (16, 8, 8),
                       text_of(16 + 4), lambda t: {(t, t), (16, 16), (4, 4), (20, 20)}, loras=("diffusion_model.", ""),
                       txt=(6, 4)),
+    "qwen_image21": Case(qwen21_build, lambda txt, batch=1, seed=0, neg_txt=None: q21.conds(txt, neg_txt or txt, seed),
+                        q21.LATENT, qwen21_layout, lambda t: {(t, t)}, loras=("diffusion_model.",)),
     "hidream_o1": Case(tf.tiny_hidream_o1, tf.hidream_o1_conds, (3, 64, 96), o1_layout(edit=False),
                        lambda t: set(), loras=("diffusion_model.",), txt=(6, 4)),
     "hidream_o1_edit": Case(tf.tiny_hidream_o1, functools.partial(tf.hidream_o1_conds, ref_images=1), (3, 64, 96),
