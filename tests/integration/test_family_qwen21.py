@@ -11,7 +11,7 @@ in the paper's window (step 1 of 3, the step that fills the cache). Other trees 
 Qwen-Image 2.1.
 """
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -26,7 +26,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from comfyui_taca_under_test.taca_comfy.probe import attach_probe  # noqa: E402
 from support import tiny_qwen21 as Q  # noqa: E402
-from support.reference import CallCounter, with_override  # noqa: E402
+from support.reference import CallCounter, Layout, ReferenceTaca, with_override  # noqa: E402
 from support.taca import TACALoraLoader, patch  # noqa: E402
 
 GAMMA = 1.5
@@ -59,32 +59,14 @@ def cache(model, on):
     return model if on else Q.without_prefix_cache(model)
 
 
-@dataclass
-class DenseReference:
-    """gamma on the target call's text columns while the paper timestep (1000 sigma) >= cutoff."""
-    text_cols: dict
-    gamma: float
-    cutoff: float = 0
-    passthrough: object = None  # runs the calls it leaves alone (default: the function ComfyUI hands over)
-    seen: collections.Counter = field(default_factory=collections.Counter)
+def dense_reference(text_cols, gamma, cutoff=0, passthrough=None):
+    """The one dense reference: gamma on the target call's text columns (every query row is a target row)."""
+    layout = Layout(lambda nq, nk: text_cols.get(nk) if nq == TARGET else None, queries_at_end=True)
+    return ReferenceTaca(layout, gamma, cutoff, passthrough)
 
-    def __deepcopy__(self, memo):  # ComfyUI deep-copies model_options on clone: stay one object
-        return self
 
-    def __call__(self, func, q, k, v, heads, *rest, **kwargs):
-        nq, nk = q.shape[1], k.shape[1]
-        sigma = float(kwargs["transformer_options"]["sigmas"].max())
-        if nq != TARGET or nk not in self.text_cols or 1000 * sigma < self.cutoff:
-            return (self.passthrough or func)(q, k, v, heads, *rest, **kwargs)
-        assert kwargs.get("mask") is None and not rest
-        self.seen[nk] += 1
-        q, k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (q, k, v))
-        logits = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
-        text = torch.zeros(nk, dtype=torch.bool)
-        for start, stop in self.text_cols[nk]:
-            text[start:stop] = True
-        logits = torch.where(text, logits * self.gamma, logits)  # every query row is a target image row
-        return (logits.softmax(-1) @ v).transpose(1, 2).flatten(2)
+def target_keys(reference):
+    return {nk for _, nk in reference.calls}
 
 
 _model = {}
@@ -107,10 +89,10 @@ def run(model, case, **kw):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_equals_dense_reference_with_cfg_and_batch_2(case, cutoff, cache_on):
     m = cache(base(), cache_on)
-    reference = DenseReference(CASES[case].text_cols, GAMMA, cutoff)
+    reference = dense_reference(CASES[case].text_cols, GAMMA, cutoff)
     want = run(with_override(m, reference), case)
     got = run(patch(m, cutoff=cutoff), case)
-    assert set(reference.seen) == set(CASES[case].text_cols), f"target calls of {sorted(reference.seen)} keys"
+    assert target_keys(reference) == set(CASES[case].text_cols), f"target calls of {sorted(target_keys(reference))} keys"
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert (got - run(m, case)).abs().max() > 1e-3, "TACA had no visible effect"
 
@@ -254,5 +236,5 @@ def test_a_layers_preferred_attention_still_runs_under_taca():
     got = run(patch(m), "ref_in_text")
     assert calls[TARGET] > 0, calls
     # the reference is an override too: ComfyUI skips the layer's function for it, so it calls that itself
-    reference = DenseReference(CASES["ref_in_text"].text_cols, GAMMA, passthrough=layer_attention)
+    reference = dense_reference(CASES["ref_in_text"].text_cols, GAMMA, passthrough=layer_attention)
     torch.testing.assert_close(got, run(with_override(m, reference), "ref_in_text"), atol=1e-5, rtol=1e-5)
