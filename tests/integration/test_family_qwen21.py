@@ -22,10 +22,10 @@ import_comfy()
 
 import comfy.lora  # noqa: E402
 import nodes as comfy_nodes  # noqa: E402  (ComfyUI's nodes.py: LoraLoaderModelOnly)
-from safetensors.torch import save_file  # noqa: E402
 
 from comfyui_taca_under_test.taca_comfy.probe import attach_probe  # noqa: E402
 from support import tiny_qwen21 as Q  # noqa: E402
+from support.lora_files import write_layers  # noqa: E402
 from support.reference import CallCounter, Layout, ReferenceTaca, with_override  # noqa: E402
 from support.taca import TACALoraLoader, patch  # noqa: E402
 
@@ -143,21 +143,18 @@ LORA_FORMATS = ["diffusion_model.", "", "transformer.", "lycoris_", "lora_unet_"
 
 
 def write_lora(path, model, fmt, seed=0, layers=("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0")):
+    """A rank-2 kohya-style LoRA on `layers` of every block, named in format `fmt`."""
     key_map = comfy.lora.model_lora_keys_unet(model.model, {})
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for key, w in model.model.state_dict().items():
-        if not (key.startswith("diffusion_model.transformer_blocks.") and key.endswith(tuple(f"{n}.weight" for n in layers))):
-            continue
-        name = key[len("diffusion_model."):-len(".weight")]
-        name = {"lycoris_": "lycoris_" + name.replace(".", "_"),
-                "lora_unet_": "lora_unet_" + name.replace(".", "_")}.get(fmt, fmt + name)
-        assert key_map.get(name) == key, f"ComfyUI does not map {name}"
-        sd[f"{name}.lora_down.weight"] = torch.randn(2, w.shape[1], generator=g) * 0.5 / w.shape[1] ** 0.5
-        sd[f"{name}.lora_up.weight"] = torch.randn(w.shape[0], 2, generator=g) * 0.5
-        sd[f"{name}.alpha"] = torch.tensor(2.0)
-    assert sd
-    save_file(sd, str(path))
+    names = []
+    for key in model.model.state_dict():
+        if key.startswith("diffusion_model.transformer_blocks.") and key.endswith(tuple(f"{n}.weight" for n in layers)):
+            name = key[len("diffusion_model."):-len(".weight")]
+            name = {"lycoris_": "lycoris_" + name.replace(".", "_"),
+                    "lora_unet_": "lora_unet_" + name.replace(".", "_")}.get(fmt, fmt + name)
+            assert key_map.get(name) == key, f"ComfyUI does not map {name}"
+            names.append(name)
+    assert names
+    write_layers(path, model, names, peft=False, rank=2, seed=seed)
     return path.name
 
 
